@@ -1,0 +1,52 @@
+"""npxception: Xception (Chollet, CVPR 2017) from scratch in NumPy, with Numba CPU and CUDA kernels.
+
+    from npxception import ops
+    y = ops.depthwise_conv2d(x, w, stride=2, padding="same")
+
+Everything heavier (the Numba backends, layers, the model, training) is imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = ("ops", "nn", "backends", "shapes")
+# Public name -> module that defines it, imported on first access (PEP 562).
+_LAZY = {
+    "gradcheck": "npxception.gradcheck",
+    "GradcheckReport": "npxception.gradcheck",
+    "get_backend": "npxception.backends",
+    "Xception": "npxception.models.xception",
+    "XceptionConfig": "npxception.models.xception",
+    "preprocess_input": "npxception.models.xception",
+    "set_num_threads": "npxception.threads",
+}
+
+
+def cuda_available() -> bool:
+    """True when numba-cuda is installed and sees an NVIDIA GPU (or the CUDA simulator is on)."""
+    try:
+        from numba import cuda
+    except ImportError:
+        return False
+    try:
+        return bool(cuda.is_available())
+    except Exception:  # a broken driver install must read as "no GPU", not crash the caller
+        return False
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'npxception' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_SUBMODULES, *_LAZY])
+
