@@ -16,11 +16,9 @@ but at 74x74 -> 37x37 it is (0, 1), which a symmetric pad cannot express.
 
 from __future__ import annotations
 
-from typing import Union
-
 Pair = tuple[int, int]
 Padding4 = tuple[int, int, int, int]  # (top, bottom, left, right)
-PaddingArg = Union[str, int, tuple]
+PaddingArg = str | int | tuple
 
 
 def as_pair(value, name: str) -> Pair:

@@ -7,7 +7,6 @@ included), and permutes back. Autograd then gives gradients in our layout and we
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
 from npxception.shapes import as_pair, resolve_padding
