@@ -1,0 +1,116 @@
+"""Mini-batches for training and evaluation: seeded shuffling, augmentation, background prefetch.
+
+Batch b of epoch e is a pure function of (seed, e, b): the epoch's order is a permutation drawn
+from the generator seeded by (seed, e), and batch b's augmentation from (seed, e, b). So a run
+resumed at any batch sees exactly the batches an uninterrupted run would, with no generator
+state to save, and the prefetch thread cannot change what is drawn.
+
+Batches are preprocessed as Keras's Xception expects: x / 127.5 - 1, in the model's dtype.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from .augment import augment as augment_batch
+from .dataset import Dataset
+
+
+def preprocess(images: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """uint8 (N, H, W, 3) in 0..255 -> floats in [-1, 1]: x / 127.5 - 1 (Keras's Xception)."""
+    from ..models.xception import preprocess_input
+
+    return preprocess_input(images).astype(dtype, copy=False)
+
+
+class Loader:
+    """Iterates a Dataset in batches of (x (B, H, W, 3) float, labels (B,) int64).
+
+    shuffle: a new seeded order each epoch; augment: random crop (pad 4) and flip, for training
+    only; the last batch holds the remainder (it is smaller, never dropped); prefetch: how many
+    batches a background thread prepares ahead of the consumer (0: prepare in the caller).
+    """
+
+    def __init__(self, data: Dataset, batch_size: int, *, shuffle: bool = False, augment: bool = False,
+                 seed: int = 0, prefetch: int = 2, dtype=np.float32):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.data, self.batch_size = data, batch_size
+        self.shuffle, self.augment, self.seed = shuffle, augment, seed
+        self.prefetch, self.dtype = prefetch, np.dtype(dtype)
+
+    def __len__(self) -> int:
+        return -(-len(self.data) // self.batch_size)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The sample order of `epoch`."""
+        if not self.shuffle:
+            return np.arange(len(self.data))
+        return np.random.default_rng([self.seed, epoch]).permutation(len(self.data))
+
+    def batch(self, epoch: int, index: int, order: np.ndarray | None = None):
+        """Batch `index` of `epoch`: (x, labels)."""
+        order = self.order(epoch) if order is None else order
+        rows = order[index * self.batch_size:(index + 1) * self.batch_size]
+        images = self.data.images[rows]
+        if self.augment:
+            images = augment_batch(images, np.random.default_rng([self.seed, epoch, index]))
+        return preprocess(images, self.dtype), self.data.labels[rows]
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The batches of `epoch` from batch `start` on (to resume in the middle of an epoch)."""
+        order = self.order(epoch)
+        make = lambda index: self.batch(epoch, index, order)  # noqa: E731
+        if self.prefetch <= 0:
+            return (make(index) for index in range(start, len(self)))
+        return _prefetched(make, range(start, len(self)), self.prefetch)
+
+
+_DONE = object()
+
+
+def _prefetched(make: Callable, indices: range, depth: int) -> Iterator:
+    """Yield make(i) for i in indices, computed `depth` items ahead in a daemon thread.
+
+    NumPy releases the GIL in the copies and arithmetic, so preparing batch b+1 overlaps with the
+    model's work on batch b. If the consumer stops early (an exception, Ctrl-C, a break), the
+    `finally` tells the worker to stop instead of leaving it blocked on a full queue.
+    """
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def worker():
+        try:
+            for index in indices:
+                if not put(make(index)):
+                    return
+            put(_DONE)
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            put(error)
+
+    thread = threading.Thread(target=worker, name="npxception-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()

@@ -1,0 +1,89 @@
+"""Which dataset a run uses, as a small JSON-friendly description, and how to load it.
+
+A `DataSpec` is what `npxception train` records in its checkpoint, so that `evaluate` and
+`--resume` rebuild exactly the same training and validation images:
+
+- "shapes": the built-in procedural set; train and validation images are drawn from different
+  seeds (`seed` and `seed + 1`), so they never overlap.
+- "cifar10": `data_dir` holds `cifar-10-batches-py`; training = the five data batches,
+  validation = the test batch.
+- "npz": `data_path` is an .npz (`images`, `labels`); `val_size` images are held out by a seeded
+  permutation (default: a tenth).
+- "folder": `data_dir` has one subfolder per class; images resized to `image_size`; held out as npz.
+
+`train_size` (and for cifar10 `val_size`) keep the first images only, for quick runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from .dataset import Dataset, DatasetError, holdout_split
+from .files import load_cifar10, load_image_folder, load_npz
+from .shapes import make_shapes
+
+DATASETS = ("shapes", "cifar10", "npz", "folder")
+SHAPES_TRAIN_SIZE, SHAPES_VAL_SIZE, SHAPES_IMAGE_SIZE = 6000, 1000, 32
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    dataset: str = "shapes"
+    data_dir: str | None = None
+    data_path: str | None = None
+    train_size: int | None = None
+    val_size: int | None = None
+    image_size: int | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise DatasetError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.dataset in ("cifar10", "folder") and not self.data_dir:
+            raise DatasetError(f"--dataset {self.dataset} needs --data-dir")
+        if self.dataset == "npz" and not self.data_path:
+            raise DatasetError("--dataset npz needs --data-path (an .npz with 'images' and 'labels')")
+        for name in ("train_size", "val_size", "image_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise DatasetError(f"{name.replace('_', '-')} must be >= 1, got {value}")
+        # Absolute paths, so a checkpoint still finds its data from another working directory.
+        for name in ("data_dir", "data_path"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, str(Path(value).expanduser().resolve()))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _first(data: Dataset, count: int | None) -> Dataset:
+    return data if count is None or count >= len(data) else data.subset(slice(0, count))
+
+
+def load_split(spec: DataSpec) -> tuple[Dataset, Dataset]:
+    """(train, validation) for `spec`."""
+    if spec.dataset == "shapes":
+        size = spec.image_size or SHAPES_IMAGE_SIZE
+        train = make_shapes(spec.train_size or SHAPES_TRAIN_SIZE, size, spec.seed)
+        return train, make_shapes(spec.val_size or SHAPES_VAL_SIZE, size, spec.seed + 1)
+    if spec.dataset == "cifar10":
+        if spec.image_size not in (None, 32):
+            raise DatasetError(f"CIFAR-10 images are 32x32; --image-size {spec.image_size} is not supported")
+        train = _first(load_cifar10(spec.data_dir, "train"), spec.train_size)
+        return train, _first(load_cifar10(spec.data_dir, "test"), spec.val_size)
+    data = load_evaluation(spec)
+    train, val = holdout_split(data, spec.val_size or max(1, len(data) // 10), spec.seed)
+    return _first(train, spec.train_size), val
+
+
+def load_evaluation(spec: DataSpec) -> Dataset:
+    """The images to evaluate on when a dataset is named for `evaluate`: the validation set for
+    shapes and cifar10 (the test batch), every image of an .npz file or image folder."""
+    if spec.dataset == "npz":
+        return load_npz(spec.data_path)
+    if spec.dataset == "folder":
+        return load_image_folder(spec.data_dir, spec.image_size)
+    return load_split(spec)[1]

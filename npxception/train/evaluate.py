@@ -1,0 +1,35 @@
+"""Evaluate a model on a dataset: mean loss, top-1 and top-5 accuracy, confusion matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..data import Dataset, Loader
+from .metrics import confusion_matrix, topk_correct
+
+
+def evaluate(model, data: Dataset, batch_size: int = 100, label_smoothing: float = 0.0) -> dict:
+    """Inference-mode metrics over all of `data`.
+
+    Returns {"loss", "top1", "top5", "count"} (accuracies as fractions) and "confusion", a (K, K)
+    int array. The loss is the mean over images (batches weighted by their size), so the result
+    does not depend on `batch_size` beyond float rounding.
+    """
+    be = model.backend
+    loss_sum, top1, top5 = 0.0, 0, 0
+    predicted = []
+    for x, labels in Loader(data, batch_size, dtype=_model_dtype(model)).epoch(0):
+        logits = model.forward(be.to_device(x), False)
+        loss = be.softmax_cross_entropy(logits, be.to_device(labels), label_smoothing)
+        loss_sum += float(be.to_numpy(loss)) * len(labels)
+        scores = be.to_numpy(logits)
+        top1 += topk_correct(scores, labels, 1)
+        top5 += topk_correct(scores, labels, 5)
+        predicted.append(scores.argmax(axis=1))
+    n = len(data)
+    return {"loss": loss_sum / n, "top1": top1 / n, "top5": top5 / n, "count": n,
+            "confusion": confusion_matrix(np.concatenate(predicted), data.labels, data.num_classes)}
+
+
+def _model_dtype(model) -> np.dtype:
+    return np.dtype(getattr(model, "dtype", np.float32))
