@@ -78,7 +78,7 @@ def check_input(layer: Layer, x, ndim: int, channels: int | None = None) -> None
     if shape is None or len(shape) != ndim:
         layout = "NHWC with 4 dims" if ndim == 4 else f"{ndim}-D"
         raise ValueError(f"{layer.name}: input must be {layout}, got shape {shape}")
-    if channels is not None and shape[-1] != channels:
+    if channels is not None and shape[len(shape) - 1] != channels:
         raise ValueError(f"{layer.name}: expects {channels} input channels, got shape {tuple(shape)}")
     if np.dtype(x.dtype) != layer.dtype:
         raise TypeError(f"{layer.name}: input must be {layer.dtype} like the layer, got {x.dtype}")

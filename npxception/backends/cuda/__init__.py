@@ -1,0 +1,37 @@
+"""The Numba CUDA backend: every operation as `numba.cuda` kernels on device arrays.
+
+Same files and function names as `reference/` (the contract is in ../README.md). Tensors stay on
+the GPU between calls; `to_device` / `to_numpy` are the only copies. Shared pieces: `gemm.py` (the
+tiled SGEMM behind pointwise, dense and conv), `_reduce.py` (deterministic per-channel sums),
+`_launch.py` (launch geometry, per-dtype kernels).
+
+Importing this package compiles nothing (kernels compile on first launch, then come from Numba's
+on-disk cache) and needs no GPU; running a kernel does. Every kernel is checked in the CUDA
+simulator and compiled to PTX for sm_90 by the tests.
+"""
+
+from .activations import elu, elu_backward, relu, relu_backward
+from .arrays import synchronize, to_device, to_numpy, zeros
+from .conv import conv2d, conv2d_backward
+from .dense import dense, dense_backward
+from .depthwise import depthwise_conv2d, depthwise_conv2d_backward
+from .dropout import dropout, dropout_backward
+from .elementwise import add, add_backward
+from .loss import softmax_cross_entropy, softmax_cross_entropy_backward
+from .norm import batch_norm_backward, batch_norm_infer, batch_norm_train, moving_average_update
+from .optim import adam_update, ema_update, rmsprop_update, scale_, sgd_update, sum_squares
+from .pointwise import pointwise_conv2d, pointwise_conv2d_backward
+from .pool import global_avg_pool2d, global_avg_pool2d_backward, max_pool2d, max_pool2d_backward
+
+name = "cuda"
+
+__all__ = [
+    "add", "add_backward", "adam_update", "batch_norm_backward", "batch_norm_infer",
+    "batch_norm_train", "conv2d", "conv2d_backward", "dense", "dense_backward",
+    "depthwise_conv2d", "depthwise_conv2d_backward", "dropout", "dropout_backward", "elu",
+    "elu_backward", "ema_update", "global_avg_pool2d", "global_avg_pool2d_backward", "max_pool2d",
+    "max_pool2d_backward", "moving_average_update", "name", "pointwise_conv2d",
+    "pointwise_conv2d_backward", "relu", "relu_backward", "rmsprop_update", "scale_",
+    "sgd_update", "softmax_cross_entropy", "softmax_cross_entropy_backward", "sum_squares",
+    "synchronize", "to_device", "to_numpy", "zeros",
+]
