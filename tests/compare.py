@@ -24,7 +24,10 @@ def assert_close(actual, expected, *, name: str = "value", rtol: float | None = 
     if rtol is None:
         rtol = RTOL.get(np.dtype(actual.dtype), 1e-9)
     assert np.array_equal(np.isnan(actual), np.isnan(expected)), f"{name}: NaN positions differ"
-    finite = ~np.isnan(expected)
+    inf = np.isinf(expected)
+    assert np.array_equal(np.isinf(actual), inf) and np.array_equal(actual[inf], expected[inf]), \
+        f"{name}: infinities differ"
+    finite = np.isfinite(expected)
     err = rel_error(actual[finite], expected[finite])
     assert err <= rtol, f"{name}: relative error {err:.3e} > {rtol:.1e}"
     return err

@@ -1,0 +1,57 @@
+"""The Numba CPU backend: the reference's operations as parallel, cache-compiled `@njit` kernels.
+
+Same files and function names as `reference/`, so each operation reads side by side; every file's
+docstring says how its kernels split the work (always over what owns the output, so no two threads
+write one element) and why. Pointwise convolutions, dense layers and the im2col convolutions are
+BLAS GEMMs. Extra fused functions: `batch_norm_relu_train`, `batch_norm_relu_infer`,
+`batch_norm_relu_backward`. Threads: `npxception.set_num_threads(n)` sets Numba's and BLAS's.
+
+Kernels compile on first use for the dtype they meet (float32 or float64) and are cached on disk
+(`cache=True`), so later processes load them instead of compiling.
+"""
+
+import os
+
+import numba
+
+# Numba's OpenMP threading layer keeps its threads spinning between parallel loops, where they
+# fight BLAS's threads for the cores: on 2 cores a training step of the small preset took 10x
+# longer than with the workqueue layer, whose idle threads sleep. An explicit
+# NUMBA_THREADING_LAYER still wins. (The layer is fixed at the first parallel launch.)
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+
+from .activations import elu, elu_backward, relu, relu_backward
+from .arrays import synchronize, to_device, to_numpy, zeros
+from .conv import conv2d, conv2d_backward
+from .dense import dense, dense_backward
+from .depthwise import depthwise_conv2d, depthwise_conv2d_backward
+from .dropout import dropout, dropout_backward
+from .elementwise import add, add_backward
+from .loss import softmax_cross_entropy, softmax_cross_entropy_backward
+from .norm import (
+    batch_norm_backward,
+    batch_norm_infer,
+    batch_norm_relu_backward,
+    batch_norm_relu_infer,
+    batch_norm_relu_train,
+    batch_norm_train,
+    moving_average_update,
+)
+from .optim import adam_update, ema_update, rmsprop_update, scale_, sgd_update, sum_squares
+from .pointwise import pointwise_conv2d, pointwise_conv2d_backward
+from .pool import global_avg_pool2d, global_avg_pool2d_backward, max_pool2d, max_pool2d_backward
+
+name = "cpu"
+
+__all__ = [
+    "add", "add_backward", "adam_update", "batch_norm_backward", "batch_norm_infer",
+    "batch_norm_relu_backward", "batch_norm_relu_infer", "batch_norm_relu_train",
+    "batch_norm_train", "conv2d", "conv2d_backward", "dense", "dense_backward",
+    "depthwise_conv2d", "depthwise_conv2d_backward", "dropout", "dropout_backward", "elu",
+    "elu_backward", "ema_update", "global_avg_pool2d", "global_avg_pool2d_backward", "max_pool2d",
+    "max_pool2d_backward", "moving_average_update", "name", "pointwise_conv2d",
+    "pointwise_conv2d_backward", "relu", "relu_backward", "rmsprop_update", "scale_",
+    "sgd_update", "softmax_cross_entropy", "softmax_cross_entropy_backward", "sum_squares",
+    "synchronize", "to_device", "to_numpy", "zeros",
+]

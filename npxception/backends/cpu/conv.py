@@ -1,0 +1,114 @@
+"""Regular 2-D convolution, NHWC, as im2col + one BLAS GEMM (the math: reference/conv.py).
+
+Shapes: x (N, H, W, Cin), w (kh, kw, Cin, Cout) -> y (N, Ho, Wo, Cout).
+
+im2col copies every output pixel's receptive field into one row of a matrix,
+    cols[(n, i, j), (p, q, c)] = xpad[n, i*sh + p*dh, j*sw + q*dw, c],
+whose column order (p, q, c) is exactly w's row-major order, so w needs no copy:
+    Y = cols @ W                     W = w.reshape(kh*kw*Cin, Cout)
+    dW = cols^T @ dY (in fixed row chunks: _gemm.py),  dcols = dY @ W^T,  dx = col2im(dcols)
+col2im is written as a gather (each input pixel sums the entries of dcols that copied it), so it
+is parallel over input rows without two iterations ever writing the same element.
+Xception's convs are the two 3x3 stem convs (Cin = 3 and 32) and the 1x1 stride-2 shortcuts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ...shapes import conv_output_hw
+from ._gemm import tall_transpose_matmul
+
+
+def conv2d(x, w, stride, padding, dilation):
+    kh, kw, cin, cout = w.shape
+    n = x.shape[0]
+    ho, wo = conv_output_hw(x.shape[1:3], (kh, kw), stride, padding, dilation)
+    cols = _im2col(x, (kh, kw), (ho, wo), stride, padding, dilation)
+    return (cols @ w.reshape(kh * kw * cin, cout)).reshape(n, ho, wo, cout)
+
+
+def conv2d_backward(dy, x, w, stride, padding, dilation):
+    return (conv2d_input_grad(dy, w, x.shape, stride, padding, dilation),
+            conv2d_filter_grad(dy, x, w.shape, stride, padding, dilation))
+
+
+def conv2d_input_grad(dy, w, x_shape, stride, padding, dilation):
+    """dx (x_shape) = col2im(dY @ W^T); needs no im2col of x."""
+    kh, kw, cin, cout = w.shape
+    n, ho, wo, _ = dy.shape
+    dcols = dy.reshape(n * ho * wo, cout) @ w.reshape(kh * kw * cin, cout).T
+    dx = np.empty(x_shape, dtype=dy.dtype)
+    _col2im(dcols, dx, kh, kw, ho, wo, *stride, padding[0], padding[2], *dilation)
+    return dx
+
+
+def conv2d_filter_grad(dy, x, w_shape, stride, padding, dilation):
+    """dw (w_shape) = im2col(x)^T @ dY."""
+    kh, kw, _, cout = w_shape
+    n, ho, wo, _ = dy.shape
+    cols = _im2col(x, (kh, kw), (ho, wo), stride, padding, dilation)
+    return tall_transpose_matmul(cols, dy.reshape(n * ho * wo, cout)).reshape(w_shape)
+
+
+def _im2col(x, kernel, out_hw, stride, padding, dilation):
+    """cols (N*Ho*Wo, kh*kw*Cin); a free reshape when the conv is 1x1, stride 1, unpadded."""
+    (kh, kw), (ho, wo) = kernel, out_hw
+    n, _, _, cin = x.shape
+    if kernel == (1, 1) and stride == (1, 1) and not any(padding):
+        return x.reshape(n * ho * wo, cin)
+    cols = np.empty((n * ho * wo, kh * kw * cin), dtype=x.dtype)
+    _im2col_kernel(x, cols, kh, kw, ho, wo, *stride, padding[0], padding[2], *dilation)
+    return cols
+
+
+@njit(parallel=True, cache=True)
+def _im2col_kernel(x, cols, kh, kw, ho, wo, sh, sw, pt, pl, dh, dw):
+    n_, h, width, cin = x.shape
+    zero = x.dtype.type(0)
+    for row in prange(n_ * ho):
+        n = row // ho
+        i = row - n * ho
+        for j in range(wo):
+            dst = cols[row * wo + j]
+            for p in range(kh):
+                r = i * sh + p * dh - pt
+                for q in range(kw):
+                    col = j * sw + q * dw - pl
+                    base = (p * kw + q) * cin
+                    if 0 <= r < h and 0 <= col < width:
+                        src = x[n, r, col]
+                        for c in range(cin):
+                            dst[base + c] = src[c]
+                    else:
+                        for c in range(cin):
+                            dst[base + c] = zero
+
+
+@njit(parallel=True, cache=True)
+def _col2im(dcols, dx, kh, kw, ho, wo, sh, sw, pt, pl, dh, dw):
+    """dx[n, r, col] = sum of the dcols entries that im2col copied from x[n, r, col]."""
+    n_, h, width, cin = dx.shape
+    zero = dx.dtype.type(0)
+    for row in prange(n_ * h):
+        n = row // h
+        r = row - n * h
+        for col in range(width):
+            out = dx[n, r, col]
+            for c in range(cin):
+                out[c] = zero
+            # Tap order (p, q) as in the reference's sum, so float64 results match it closely.
+            for p in range(kh):
+                ti = r + pt - p * dh  # = i * sh for the output row i that read x[n, r] via tap p
+                if ti < 0 or ti % sh != 0 or ti // sh >= ho:
+                    continue
+                i = ti // sh
+                for q in range(kw):
+                    tj = col + pl - q * dw
+                    if tj < 0 or tj % sw != 0 or tj // sw >= wo:
+                        continue
+                    src = dcols[(n * ho + i) * wo + tj // sw]
+                    base = (p * kw + q) * cin
+                    for c in range(cin):
+                        out[c] += src[base + c]

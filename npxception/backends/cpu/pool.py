@@ -1,0 +1,108 @@
+"""Max pooling and global average pooling, NHWC, as Numba kernels (the math: reference/pool.py).
+
+Max pool: x (N, H, W, C) -> y (N, Ho, Wo, C), padding is -inf; the gradient of each window goes to
+its first maximum in row-major window order. The comparison `v > best or (v is NaN and best is
+not)` makes a NaN win and stay, which is what NumPy's max and argmax (the reference) do. Padded
+cells are never read: as -inf they could never beat the running maximum, which starts at -inf with
+the window's first cell as its index, exactly as argmax over the padded window would.
+
+The backward pass scatters into overlapping windows (3x3 stride 2), so it is parallel over
+(image, block of channels): each iteration owns dx[n, :, :, block] and no two write one element.
+
+Global average pool: y = mean over H, W; dx = dy / (H * W). Both are a single pass over a small
+tensor (10x10 in Xception), done in NumPy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ...shapes import conv_output_hw
+
+CHANNEL_BLOCK = 64  # channels per backward work item: long enough for SIMD, short enough to split
+
+
+def max_pool2d(x, pool_size, stride, padding):
+    ho, wo = conv_output_hw(x.shape[1:3], pool_size, stride, padding)
+    y = np.empty((x.shape[0], ho, wo, x.shape[3]), dtype=x.dtype)
+    _max_pool(x, y, *pool_size, *stride, padding[0], padding[2])
+    return y
+
+
+def max_pool2d_backward(dy, x, pool_size, stride, padding):
+    dx = np.zeros_like(x)
+    _max_pool_backward(dy, x, dx, *pool_size, *stride, padding[0], padding[2], CHANNEL_BLOCK)
+    return dx
+
+
+def global_avg_pool2d(x):
+    return x.mean(axis=(1, 2))
+
+
+def global_avg_pool2d_backward(dy, x):
+    scale = dy.dtype.type(1.0 / (x.shape[1] * x.shape[2]))
+    return np.broadcast_to((dy * scale)[:, None, None, :], x.shape).copy()
+
+
+@njit(parallel=True, cache=True)
+def _max_pool(x, y, kh, kw, sh, sw, pt, pl):
+    n_, h, width, c_ = x.shape
+    ho, wo = y.shape[1], y.shape[2]
+    for row in prange(n_ * ho):
+        n = row // ho
+        i = row - n * ho
+        for j in range(wo):
+            out = y[n, i, j]
+            for c in range(c_):
+                out[c] = -np.inf
+            for p in range(kh):
+                r = i * sh + p - pt
+                if r < 0 or r >= h:
+                    continue
+                for q in range(kw):
+                    col = j * sw + q - pl
+                    if col < 0 or col >= width:
+                        continue
+                    v = x[n, r, col]
+                    for c in range(c_):
+                        b = out[c]
+                        if v[c] > b or (v[c] != v[c] and b == b):
+                            out[c] = v[c]
+
+
+@njit(parallel=True, cache=True)
+def _max_pool_backward(dy, x, dx, kh, kw, sh, sw, pt, pl, block):
+    n_, h, width, c_ = x.shape
+    ho, wo = dy.shape[1], dy.shape[2]
+    blocks = (c_ + block - 1) // block
+    for item in prange(n_ * blocks):
+        n = item // blocks
+        c0 = (item - n * blocks) * block
+        c1 = min(c0 + block, c_)
+        best = np.empty(c1 - c0, dtype=x.dtype)
+        winner = np.empty(c1 - c0, dtype=np.int64)  # row-major index p * kw + q in the window
+        for i in range(ho):
+            for j in range(wo):
+                for c in range(c1 - c0):
+                    best[c] = -np.inf
+                    winner[c] = 0
+                for p in range(kh):
+                    r = i * sh + p - pt
+                    if r < 0 or r >= h:
+                        continue
+                    for q in range(kw):
+                        col = j * sw + q - pl
+                        if col < 0 or col >= width:
+                            continue
+                        v = x[n, r, col, c0:c1]
+                        for c in range(c1 - c0):
+                            if v[c] > best[c] or (v[c] != v[c] and best[c] == best[c]):
+                                best[c] = v[c]
+                                winner[c] = p * kw + q
+                g = dy[n, i, j]
+                for c in range(c1 - c0):
+                    r = i * sh + winner[c] // kw - pt
+                    col = j * sw + winner[c] % kw - pl
+                    if 0 <= r < h and 0 <= col < width:  # a padded winner's gradient is dropped
+                        dx[n, r, col, c0 + c] += g[c0 + c]

@@ -1,0 +1,328 @@
+"""The Numba CPU backend against the NumPy reference: every operation, float64 and float32.
+
+Parity goes through the public `npxception.ops` API (backend="cpu" vs backend="numpy") and, for the
+functions ops does not wrap (optimizer updates, fused batch norm + ReLU), through the backend
+modules directly. Shapes are small and odd on purpose: borders, stride 2 with TensorFlow's
+asymmetric "same" padding, dilation 2, depth multiplier 2, batch 1, 1x1 spatial inputs.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+from npxception import ops
+from npxception.backends import cpu, reference
+from npxception.threads import get_num_threads, max_threads, set_num_threads
+from tests.compare import assert_close
+
+DTYPES = [np.float64, np.float32]
+
+
+def _rng(*key):
+    """A generator seeded by the test case's parameters (stable across processes)."""
+    return np.random.default_rng(zlib.crc32(repr(key).encode()))
+
+
+def _normal(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _parity(fn, *args, **kwargs):
+    """Run ops.fn on both backends and compare every output."""
+    ours = getattr(ops, fn)(*args, backend="cpu", **kwargs)
+    ref = getattr(ops, fn)(*args, backend="numpy", **kwargs)
+    ours, ref = (ours, ref) if isinstance(ours, tuple) else ((ours,), (ref,))
+    for k, (a, e) in enumerate(zip(ours, ref)):
+        if e is None:
+            assert a is None, f"{fn} output {k}: expected None"
+            continue
+        assert np.asarray(a).dtype == np.asarray(e).dtype, f"{fn} output {k}: dtype"
+        assert_close(a, e, name=f"{fn} output {k}")
+    return ours
+
+
+# (N, H, W, C), (kh, kw), M, stride, padding, dilation
+DEPTHWISE_CASES = [
+    ((2, 7, 9, 5), (3, 3), 1, 1, "same", 1),
+    ((2, 9, 8, 6), (3, 3), 1, 2, "same", 1),       # stride 2, asymmetric "same" padding
+    ((1, 10, 11, 4), (3, 3), 1, 1, "same", 2),     # dilation 2
+    ((2, 8, 7, 3), (3, 3), 2, 1, "same", 1),       # depth multiplier 2
+    ((1, 9, 7, 3), (3, 3), 2, 2, "valid", 1),
+    ((1, 1, 1, 4), (3, 3), 1, 1, "same", 1),       # 1x1 spatial: every tap but one is padding
+    ((2, 6, 5, 3), (2, 4), 1, (1, 2), "valid", 1),  # non-square kernel, mixed stride
+    ((1, 9, 10, 5), (3, 3), 1, 1, (2, 1), (2, 1)),  # explicit padding, mixed dilation
+    ((1, 5, 6, 7), (1, 1), 3, 1, "valid", 1),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, kernel, m, stride, padding, dilation", DEPTHWISE_CASES)
+def test_depthwise_matches_reference(shape, kernel, m, stride, padding, dilation, dtype):
+    rng = _rng("dw", shape, kernel, m, str(stride), str(padding), str(dilation), dtype)
+    x, w = _normal(rng, shape, dtype), _normal(rng, (*kernel, shape[3], m), dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation)
+    (y,) = _parity("depthwise_conv2d", x, w, **kw)
+    _parity("depthwise_conv2d_backward", _normal(rng, y.shape, dtype), x, w, **kw)
+
+
+# (N, H, W, Cin), (kh, kw, Cin, Cout), stride, padding, dilation
+CONV_CASES = [
+    ((2, 9, 9, 3), (3, 3, 3, 4), 2, "valid", 1),    # Xception's first stem conv, small
+    ((1, 7, 8, 4), (3, 3, 4, 5), 1, "valid", 1),    # the second stem conv
+    ((2, 7, 7, 5), (1, 1, 5, 6), 2, "same", 1),     # the 1x1 stride-2 shortcuts
+    ((1, 6, 5, 3), (1, 1, 3, 2), 1, "valid", 1),
+    ((1, 8, 9, 2), (3, 2, 2, 3), (2, 1), "same", (1, 2)),
+    ((1, 1, 1, 3), (3, 3, 3, 2), 1, "same", 1),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, wshape, stride, padding, dilation", CONV_CASES)
+def test_conv2d_matches_reference(shape, wshape, stride, padding, dilation, dtype):
+    rng = _rng("conv", shape, wshape, str(stride), padding, str(dilation), dtype)
+    x, w = _normal(rng, shape, dtype), _normal(rng, wshape, dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation)
+    (y,) = _parity("conv2d", x, w, **kw)
+    _parity("conv2d_backward", _normal(rng, y.shape, dtype), x, w, **kw)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pointwise_and_separable_match_reference(dtype):
+    rng = _rng("pw", dtype)
+    x = _normal(rng, (2, 5, 7, 6), dtype)
+    pw = _normal(rng, (1, 1, 6, 9), dtype)
+    (y,) = _parity("pointwise_conv2d", x, pw)
+    _parity("pointwise_conv2d_backward", _normal(rng, y.shape, dtype), x, pw)
+    dwk, pwk = _normal(rng, (3, 3, 6, 2), dtype), _normal(rng, (1, 1, 12, 4), dtype)
+    kw = dict(stride=2, padding="same")
+    (y,) = _parity("separable_conv2d", x, dwk, pwk, **kw)
+    _parity("separable_conv2d_backward", _normal(rng, y.shape, dtype), x, dwk, pwk, **kw)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_filter_gradients_over_many_pixels_match_reference(dtype):
+    # Over 16384 pixels the filter-gradient GEMM is split into row chunks (cpu/_gemm.py).
+    rng = _rng("tall", dtype)
+    x = _normal(rng, (1, 130, 130, 3), dtype)
+    pw, w = _normal(rng, (1, 1, 3, 4), dtype), _normal(rng, (3, 3, 3, 2), dtype)
+    _parity("pointwise_conv2d_backward", _normal(rng, (1, 130, 130, 4), dtype), x, pw)
+    _parity("conv2d_backward", _normal(rng, (1, 130, 130, 2), dtype), x, w, padding="same")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(3, 5, 7, 6), (1, 1, 1, 4)])
+def test_batch_norm_matches_reference(shape, training, dtype):
+    rng = _rng("bn", shape, training, dtype)
+    c = shape[3]
+    # An offset mean checks that the statistics do not lose precision to cancellation.
+    x = (_normal(rng, shape, dtype) * 3 + 20).astype(dtype)
+    gamma, beta = _normal(rng, (c,), dtype), _normal(rng, (c,), dtype)
+    mm, mv = _normal(rng, (c,), dtype), rng.uniform(0.5, 2, c).astype(dtype)
+    kw = dict(training=training, epsilon=1e-3)
+    _parity("batch_norm", x, gamma, beta, mm, mv, momentum=0.9, **kw)
+    _parity("batch_norm_backward", _normal(rng, shape, dtype), x, gamma, beta, mm, mv, **kw)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_batch_norm_relu_matches_composition(dtype):
+    rng = _rng("bnrelu", dtype)
+    x = _normal(rng, (2, 5, 6, 7), dtype)
+    gamma, beta = _normal(rng, (7,), dtype), _normal(rng, (7,), dtype)
+    dy = _normal(rng, x.shape, dtype)
+    y, mean, var = cpu.batch_norm_relu_train(x, gamma, beta, 1e-3)
+    z, mean_ref, var_ref = reference.batch_norm_train(x, gamma, beta, 1e-3)
+    assert_close(y, reference.relu(z), name="y")
+    assert_close(mean, mean_ref, name="mean")
+    assert_close(var, var_ref, name="var")
+    assert_close(cpu.batch_norm_relu_infer(x, gamma, beta, mean_ref, var_ref, 1e-3),
+                 reference.relu(reference.batch_norm_infer(x, gamma, beta, mean_ref, var_ref, 1e-3)),
+                 name="infer")
+    for training in (True, False):
+        ours = cpu.batch_norm_relu_backward(dy, x, y, gamma, mean_ref, var_ref, 1e-3, training)
+        ref = reference.batch_norm_backward(reference.relu_backward(dy, z), x, gamma, mean_ref,
+                                            var_ref, 1e-3, training)
+        for name, a, e in zip(("dx", "dgamma", "dbeta"), ours, ref):
+            assert_close(a, e, name=f"{name} training={training}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_activations_match_reference_with_nan_and_inf(dtype):
+    rng = _rng("act", dtype)
+    x = _normal(rng, (3, 4, 5, 6), dtype)
+    x.flat[[0, 7, 11, 20]] = [np.nan, np.inf, -np.inf, 0.0]
+    dy = _normal(rng, x.shape, dtype)
+    _parity("relu", x)
+    _parity("relu_backward", dy, x)
+    _parity("elu", x, alpha=0.7)
+    _parity("elu_backward", dy, x, alpha=0.7)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, pool, stride, padding", [
+    ((2, 9, 9, 5), 3, 2, "same"),       # odd size: TensorFlow's asymmetric padding
+    ((1, 8, 8, 70), 3, 2, "same"),      # 74 -> 37 in Xception: (0, 1); C > one channel block
+    ((2, 7, 6, 3), 2, 2, "valid"),
+    ((1, 1, 1, 3), 3, 2, "same"),
+    ((1, 6, 7, 4), (3, 2), (1, 2), 1),
+])
+def test_max_pool_matches_reference(shape, pool, stride, padding, dtype):
+    rng = _rng("pool", shape, str(pool), str(stride), str(padding), dtype)
+    x = _normal(rng, shape, dtype)
+    x[..., 1] = np.round(x[..., 1])  # ties: the first maximum in the window takes the gradient
+    x.flat[2] = -np.inf
+    x.flat[min(5, x.size - 1)] = np.nan  # a NaN wins its windows and takes their gradient
+    kw = dict(pool_size=pool, stride=stride, padding=padding)
+    (y,) = _parity("max_pool2d", x, **kw)
+    _parity("max_pool2d_backward", _normal(rng, y.shape, dtype), x, **kw)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_small_ops_match_reference(dtype):
+    rng = _rng("small", dtype)
+    x = _normal(rng, (3, 4, 5, 6), dtype)
+    _parity("global_avg_pool2d", x)
+    _parity("global_avg_pool2d_backward", _normal(rng, (3, 6), dtype), x)
+    a, w, b = _normal(rng, (5, 7), dtype), _normal(rng, (7, 4), dtype), _normal(rng, (4,), dtype)
+    _parity("dense", a, w, b)
+    _parity("dense", a, w)
+    _parity("dense_backward", _normal(rng, (5, 4), dtype), a, w, b)
+    _parity("dense_backward", _normal(rng, (5, 4), dtype), a, w)
+    _parity("add", x, x[::-1])
+    _parity("add_backward", x, x, x)
+    labels = rng.integers(0, 7, 5)
+    logits = (_normal(rng, (5, 7), dtype) * 30).astype(dtype)
+    for smoothing in (0.0, 0.1):
+        _parity("softmax_cross_entropy", logits, labels, label_smoothing=smoothing)
+        _parity("softmax_cross_entropy_backward", 1.7, logits, labels, label_smoothing=smoothing)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_mask_is_the_references_exactly(dtype):
+    rng = _rng("drop", dtype)
+    x = _normal(rng, (4, 3, 5, 7), dtype)
+    for seed in (0, 12345, 2**63 - 1):
+        ours = ops.dropout(x, rate=0.3, seed=seed, backend="cpu")
+        assert np.array_equal(ours, ops.dropout(x, rate=0.3, seed=seed, backend="numpy"))
+        back = ops.dropout_backward(x, rate=0.3, seed=seed, backend="cpu")
+        assert np.array_equal(back, ops.dropout_backward(x, rate=0.3, seed=seed, backend="numpy"))
+
+
+def _optimizer_states(rng, dtype, shape=(5, 7)):
+    return [_normal(rng, shape, dtype) for _ in range(4)], rng.uniform(0.1, 1, shape).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("update, args", [
+    ("sgd_update", dict(lr=0.045, momentum=0.9, nesterov=False, weight_decay=1e-5)),
+    ("sgd_update", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.0)),
+    ("rmsprop_update", dict(lr=1e-3, rho=0.9, momentum=0.9, epsilon=1.0, weight_decay=1e-5)),
+    ("adam_update", dict(lr=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-7, weight_decay=1e-2,
+                         decoupled=False, step=3)),
+    ("adam_update", dict(lr=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-7, weight_decay=1e-2,
+                         decoupled=True, step=1)),
+])
+def test_optimizer_updates_match_reference(update, args, dtype):
+    rng = _rng("opt", update, str(args), dtype)
+    (p, g, s1, _), positive = _optimizer_states(rng, dtype)
+    if update == "sgd_update":
+        states = [p, g, s1]
+    elif update == "rmsprop_update":
+        states = [p, g, positive, s1]
+    else:
+        states = [p, g, s1, positive]
+    ours, ref = [a.copy() for a in states], [a.copy() for a in states]
+    for _ in range(3):
+        getattr(cpu, update)(*ours, **args)
+        getattr(reference, update)(*ref, **args)
+    for k, (a, e) in enumerate(zip(ours, ref)):
+        assert_close(a, e, name=f"{update} array {k}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ema_sum_squares_scale_match_reference(dtype):
+    rng = _rng("ema", dtype)
+    (avg, p, a, _), _ = _optimizer_states(rng, dtype)
+    ours, ref = avg.copy(), avg.copy()
+    cpu.ema_update(ours, p, 0.999)
+    reference.ema_update(ref, p, 0.999)
+    assert_close(ours, ref, name="ema")
+    assert_close(cpu.sum_squares(a), reference.sum_squares(a), name="sum_squares")
+    ours, ref = a.copy(), a.copy()
+    cpu.scale_(ours, 0.3)
+    reference.scale_(ref, 0.3)
+    assert_close(ours, ref, name="scale_")
+
+
+def test_moving_average_and_arrays():
+    m, b = np.arange(4.0, dtype=np.float32), np.ones(4, np.float32)
+    assert_close(cpu.moving_average_update(m, b, 0.99), reference.moving_average_update(m, b, 0.99))
+    assert cpu.zeros((2, 3), np.float32).dtype == np.float32
+    assert cpu.to_numpy(cpu.to_device(m[::2])).tolist() == [0.0, 2.0]
+    assert cpu.synchronize() is None
+    assert cpu.name == "cpu"
+
+
+@pytest.mark.parametrize("where", ["x", "w"])
+def test_nan_propagates_through_depthwise_like_reference(where):
+    rng = _rng("nan", where)
+    x, w = _normal(rng, (1, 6, 7, 3), np.float64), _normal(rng, (3, 3, 3, 1), np.float64)
+    if where == "x":
+        x[0, 2, 1, 1] = np.nan
+    else:
+        w[0, 2, 1, 0] = np.nan  # a corner tap: border pixels read it against the padding
+    kw = dict(stride=1, padding="same")
+    (y,) = _parity("depthwise_conv2d", x, w, **kw)
+    assert np.isnan(y).any()
+    dy = _normal(rng, y.shape, np.float64)
+    dy[0, 0, 0, 2] = np.nan  # a border pixel: its padded taps must still poison the filter gradient
+    dx, dw = _parity("depthwise_conv2d_backward", dy, x, w, **kw)
+    assert np.isnan(dw[..., 2, 0]).all()
+
+
+def _backward_outputs(x, w, dy):
+    """Every gradient computed by a reduction over pixels (the ones that could race)."""
+    kw = dict(stride=1, padding="same")
+    dx, dw = ops.depthwise_conv2d_backward(dy, x, w, **kw, backend="cpu")
+    gamma = np.linspace(0.5, 1.5, x.shape[3], dtype=x.dtype)
+    y, mean, var = cpu.batch_norm_train(x, gamma, gamma, 1e-3)
+    bn = cpu.batch_norm_backward(dy, x, gamma, mean, var, 1e-3, True)
+    pw = ops.pointwise_conv2d_backward(dy[..., :1], x, w[1:2, 1:2], backend="cpu")
+    return [dx, dw, y, mean, var, *bn, *pw]
+
+
+def test_repeated_runs_and_thread_counts_give_bitwise_identical_results():
+    rng = _rng("determinism")
+    x = _normal(rng, (4, 73, 61, 9), np.float32)  # 17,812 pixels: the chunked GEMM path too
+    w = _normal(rng, (3, 3, 9, 1), np.float32)
+    dy = _normal(rng, (4, 73, 61, 9), np.float32)
+    first = _backward_outputs(x, w, dy)
+    for a, b in zip(first, _backward_outputs(x, w, dy)):
+        assert np.array_equal(a, b)
+    before = get_num_threads()
+    try:
+        set_num_threads(1)
+        single = _backward_outputs(x, w, dy)
+    finally:
+        set_num_threads(before)
+    for a, b in zip(first, single):
+        assert np.array_equal(a, b)
+
+
+def test_set_num_threads_validates_and_applies():
+    before = get_num_threads()
+    try:
+        set_num_threads(1)
+        assert get_num_threads() == 1
+    finally:
+        set_num_threads(before)
+    assert get_num_threads() == before
+    for bad in (0, -1, max_threads() + 1):
+        with pytest.raises(ValueError, match="n must be between 1 and"):
+            set_num_threads(bad)
+    for bad in (1.5, "2", True, None):
+        with pytest.raises(TypeError, match="n must be an int"):
+            set_num_threads(bad)
