@@ -1,6 +1,6 @@
 """The command line: `npxception train | evaluate | predict | summary | gradcheck`.
 
-    npxception train                          # small() on the built-in shapes, cpu backend
+    npxception train                          # small() on the built-in shapes, cpu backend (or cuda)
     npxception train --dataset npz --data-path cifar.npz --val-size 1000 --epochs 20
     npxception evaluate runs/20250101-120000 --json
     npxception predict runs/20250101-120000 cat.png dog.jpg
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import BACKENDS
+from .backends import BACKENDS, default_backend
 from .data import DATASETS, DatasetError, DataSpec
 from .train.optimizers import OPTIMIZERS
 from .train.schedules import SCHEDULES
@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--bn-momentum", type=float, default=TRAIN_BN_MOMENTUM,
                    help=f"batch-norm moving-average momentum (default {TRAIN_BN_MOMENTUM}; Keras and the "
                         "paper use 0.99, whose moving statistics need thousands of steps to settle)")
-    m.add_argument("--backend", choices=BACKENDS, default="cpu", help="cpu (Numba, default), cuda, numpy")
+    m.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="auto (default: cuda when numba-cuda sees a GPU, else cpu), cpu (Numba), cuda, numpy")
     o = t.add_argument_group("optimization")
     o.add_argument("--epochs", type=int, default=d["epochs"])
     o.add_argument("--batch-size", type=int, default=d["batch_size"])
@@ -207,7 +208,7 @@ def cmd_train(args) -> int:
             warmup_epochs=args.warmup_epochs, decay_rate=args.decay_rate, decay_epochs=args.decay_epochs,
             clip_norm=args.clip_norm, ema_decay=args.ema_decay, label_smoothing=args.label_smoothing,
             augment=not args.no_augment, seed=args.seed)
-        backend = args.backend
+        backend = default_backend() if args.backend == "auto" else args.backend
         model_config = None
     train_data, val_data = load_split(spec)
     if model_config is None:

@@ -1,5 +1,8 @@
 """Backends: the same operations in NumPy ("numpy"), Numba CPU ("cpu") and Numba CUDA ("cuda").
 
+"auto" picks "cuda" when numba-cuda sees an NVIDIA GPU and "cpu" otherwise; layers, models and the
+trainer default to it.
+
 `get_backend(name)` returns the module that implements the contract in this folder's README.md.
 Backends are imported lazily, so `import npxception` never compiles or initialises a GPU.
 """
@@ -7,20 +10,32 @@ Backends are imported lazily, so `import npxception` never compiles or initialis
 from __future__ import annotations
 
 import importlib
+
+import os
 from types import ModuleType
 
-BACKENDS = ("numpy", "cpu", "cuda")
+BACKENDS = ("numpy", "cpu", "cuda", "auto")
 _MODULES = {"numpy": "reference", "cpu": "cpu", "cuda": "cuda"}
 
 
+def default_backend() -> str:
+    """What "auto" means: "cuda" when numba-cuda sees a real GPU, else "cpu"."""
+    from .. import cuda_available
+
+    real_gpu = cuda_available() and os.environ.get("NUMBA_ENABLE_CUDASIM", "0") in ("", "0")
+    return "cuda" if real_gpu else "cpu"
+
+
 def get_backend(name) -> ModuleType:
-    """The backend module for "numpy", "cpu" or "cuda" (or a backend module, returned as is)."""
+    """The backend module for "numpy", "cpu", "cuda" or "auto" (a backend module is returned as is)."""
     if isinstance(name, ModuleType):
         return name
     if not isinstance(name, str):
         raise TypeError(f"backend must be one of {BACKENDS} or a backend module, got {name!r}")
-    if name not in _MODULES:
+    if name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    if name == "auto":
+        name = default_backend()
     if name == "cuda":
         from .. import cuda_available
 

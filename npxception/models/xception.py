@@ -165,7 +165,7 @@ class Xception:
     unit gammas and moving variances) from `seed`; float32 by default, float64 for checks.
     """
 
-    def __init__(self, config: XceptionConfig | None = None, backend="cpu", seed: int = 0,
+    def __init__(self, config: XceptionConfig | None = None, backend="auto", seed: int = 0,
                  dtype="float32"):
         self.config = config if config is not None else XceptionConfig.paper()
         if not isinstance(self.config, XceptionConfig):

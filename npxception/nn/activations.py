@@ -24,7 +24,7 @@ class ReLU(Layer):
 
 
 class ELU(Layer):
-    def __init__(self, name: str, *, alpha: float = 1.0, backend="numpy", dtype="float32"):
+    def __init__(self, name: str, *, alpha: float = 1.0, backend="auto", dtype="float32"):
         super().__init__(name, backend, dtype)
         self.alpha = float(alpha)
 

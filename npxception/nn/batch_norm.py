@@ -24,7 +24,7 @@ class _Saved(NamedTuple):
 
 class BatchNorm(Layer):
     def __init__(self, name: str, channels: int, *, epsilon: float = 1e-3, momentum: float = 0.99,
-                 backend="numpy", dtype="float32"):
+                 backend="auto", dtype="float32"):
         super().__init__(name, backend, dtype)
         self.channels, self.epsilon, self.momentum = channels, float(epsilon), float(momentum)
         self.params["gamma"] = self._new_weight(ones((channels,)))

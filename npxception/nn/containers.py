@@ -13,7 +13,7 @@ from .layer import Layer, Shape
 
 
 class Sequential(Layer):
-    def __init__(self, name: str, layers: Sequence[Layer], *, backend="numpy", dtype="float32"):
+    def __init__(self, name: str, layers: Sequence[Layer], *, backend="auto", dtype="float32"):
         super().__init__(name, backend, dtype)
         self.layers = list(layers)
 
@@ -45,7 +45,7 @@ class Sequential(Layer):
 
 
 class Residual(Layer):
-    def __init__(self, name: str, main: Layer, shortcut: Layer | None = None, *, backend="numpy",
+    def __init__(self, name: str, main: Layer, shortcut: Layer | None = None, *, backend="auto",
                  dtype="float32"):
         super().__init__(name, backend, dtype)
         self.main, self.shortcut = main, shortcut

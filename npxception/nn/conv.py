@@ -22,7 +22,7 @@ class _Saved(NamedTuple):
 
 class Conv2D(Layer):
     def __init__(self, name: str, in_channels: int, filters: int, kernel_size=3, *, stride=1,
-                 padding="valid", dilation=1, rng: np.random.Generator, backend="numpy",
+                 padding="valid", dilation=1, rng: np.random.Generator, backend="auto",
                  dtype="float32"):
         super().__init__(name, backend, dtype)
         self.window = Window.of(kernel_size, stride, padding, dilation)

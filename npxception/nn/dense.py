@@ -19,7 +19,7 @@ class _Saved(NamedTuple):
 
 class Dense(Layer):
     def __init__(self, name: str, in_features: int, units: int, *, rng: np.random.Generator,
-                 backend="numpy", dtype="float32"):
+                 backend="auto", dtype="float32"):
         super().__init__(name, backend, dtype)
         self.in_features, self.units = in_features, units
         self.params["kernel"] = self._new_weight(glorot_uniform((in_features, units), rng))

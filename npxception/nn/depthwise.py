@@ -23,7 +23,7 @@ class _Saved(NamedTuple):
 
 class DepthwiseConv2D(Layer):
     def __init__(self, name: str, channels: int, kernel_size=3, *, depth_multiplier: int = 1,
-                 stride=1, padding="valid", dilation=1, rng: np.random.Generator, backend="numpy",
+                 stride=1, padding="valid", dilation=1, rng: np.random.Generator, backend="auto",
                  dtype="float32"):
         super().__init__(name, backend, dtype)
         self.window = Window.of(kernel_size, stride, padding, dilation)

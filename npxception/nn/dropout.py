@@ -19,7 +19,7 @@ class _Saved(NamedTuple):
 
 
 class Dropout(Layer):
-    def __init__(self, name: str, rate: float, *, seed: int = 0, backend="numpy", dtype="float32"):
+    def __init__(self, name: str, rate: float, *, seed: int = 0, backend="auto", dtype="float32"):
         super().__init__(name, backend, dtype)
         if not 0 <= rate < 1:
             raise ValueError(f"{name}: rate must be in [0, 1), got {rate!r}")

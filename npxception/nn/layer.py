@@ -24,7 +24,7 @@ Shape = tuple[int, ...]
 class Layer:
     """A named, differentiable function of one NHWC (or 2-D) array."""
 
-    def __init__(self, name: str, backend="numpy", dtype="float32"):
+    def __init__(self, name: str, backend="auto", dtype="float32"):
         self.name = name
         self.backend = get_backend(backend)
         self.dtype = np.dtype(dtype)

@@ -20,7 +20,7 @@ class _Saved(NamedTuple):
 
 class PointwiseConv2D(Layer):
     def __init__(self, name: str, in_channels: int, filters: int, *, rng: np.random.Generator,
-                 backend="numpy", dtype="float32"):
+                 backend="auto", dtype="float32"):
         super().__init__(name, backend, dtype)
         self.in_channels, self.filters = in_channels, filters
         self.params["pointwise_kernel"] = self._new_weight(

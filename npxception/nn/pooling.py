@@ -23,7 +23,7 @@ class _SavedInput(NamedTuple):
 
 
 class MaxPool2D(Layer):
-    def __init__(self, name: str, pool_size=3, *, stride=2, padding="same", backend="numpy",
+    def __init__(self, name: str, pool_size=3, *, stride=2, padding="same", backend="auto",
                  dtype="float32"):
         super().__init__(name, backend, dtype)
         self.window = Window.of(pool_size, stride, padding)

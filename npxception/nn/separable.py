@@ -38,7 +38,7 @@ class SeparableConv2D(Layer):
     def __init__(self, name: str, in_channels: int, filters: int, kernel_size=3, *,
                  depth_multiplier: int = 1, stride=1, padding="same", dilation=1,
                  intermediate_activation: str | None = None, rng: np.random.Generator,
-                 backend="numpy", dtype="float32"):
+                 backend="auto", dtype="float32"):
         super().__init__(name, backend, dtype)
         if intermediate_activation not in ACTIVATIONS:
             raise ValueError(f"intermediate_activation must be one of {ACTIVATIONS}, "
