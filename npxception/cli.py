@@ -235,12 +235,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .data import load_evaluation
+    from .data import load_evaluation, load_split
     from .train import evaluate
 
     model, meta = _load_run(args.checkpoint, args.backend)
     spec = _data_spec(args, meta["data"])
-    data = load_evaluation(spec)
+    # No --dataset: the run's own validation split (for an .npz or folder, the images held out
+    # from training); with --dataset: every image of the named data.
+    data = load_split(spec)[1] if args.dataset is None else load_evaluation(spec)
     if data.image_shape != model.config.input_shape:
         raise CLIError(f"the model takes {model.config.input_shape} images; the dataset has "
                        f"{data.image_shape} (use --image-size)")

@@ -50,6 +50,20 @@ def test_evaluate_reproduces_the_final_validation_metrics(run_dir, capsys):
     assert result["count"] == 30 and np.sum(result["confusion"]) == 30
 
 
+def test_evaluate_an_npz_run_uses_its_held_out_images(tmp_path, capsys):
+    data = make_shapes(50, 16, seed=3)
+    np.savez(tmp_path / "data.npz", images=data.images, labels=data.labels)
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", "npz", "--data-path", str(tmp_path / "data.npz"), "--val-size", "15",
+            "--preset", "tiny", "--backend", "numpy", "--batch-size", "10", "--epochs", "1", "--quiet"]
+    assert main([*argv, "--out", str(out)]) == 0
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["count"] == 15 and result["top1"] == last["val_top1"]
+
+
 def test_evaluate_on_another_dataset(run_dir, tmp_path, capsys):
     data = make_shapes(12, 16, seed=9)
     np.savez(tmp_path / "other.npz", images=data.images, labels=data.labels)

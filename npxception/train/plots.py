@@ -1,4 +1,8 @@
-"""The run's pictures: learning curves and the confusion matrix, as PNGs (matplotlib, no display)."""
+"""The run's pictures: learning curves and the confusion matrix, as PNGs.
+
+Figures are built with `matplotlib.figure.Figure` directly, not through pyplot: that needs no
+display and leaves the process's matplotlib backend alone (inline plots in a notebook keep working).
+"""
 
 from __future__ import annotations
 
@@ -7,22 +11,14 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: works on servers with no display
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_learning_curves(history: Sequence[dict], path) -> None:
     """Loss and top-1 accuracy per epoch, training and validation, side by side."""
-    plt = _pyplot()
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
     ax_loss.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
@@ -36,16 +32,17 @@ def plot_learning_curves(history: Sequence[dict], path) -> None:
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path, title: str = "") -> None:
     """Row-normalised confusion matrix (true class down, predicted across), counts in the cells."""
-    plt = _pyplot()
+    from matplotlib.figure import Figure
+
     k = len(class_names)
     rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = max(4.0, 0.5 * k + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = Figure(figsize=(size, size))
+    ax = fig.subplots()
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     if k <= 20:
         for i in range(k):
@@ -57,4 +54,3 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path, 
     ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix (validation)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -133,7 +133,7 @@ class Trainer:
         return self.history
 
     def _train_epoch(self) -> None:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         cfg, epoch, steps = self.config, self.epoch, len(self.loader)
         bar = tqdm(total=steps, initial=self.batch, disable=self.quiet, unit="batch", leave=True,
@@ -220,7 +220,7 @@ class Trainer:
         if self.quiet:
             print(line, flush=True)
         else:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
 
             tqdm.write(line, file=sys.stderr)
 
