@@ -1,21 +1,6 @@
-"""Moving arrays in and out of the backend: the cpu backend works on NumPy arrays directly."""
+"""Moving arrays in and out of the backend: the cpu backend works on NumPy arrays directly, exactly
+as the reference does, so it uses the reference's functions."""
 
-from __future__ import annotations
+from ..reference.arrays import synchronize, to_device, to_numpy, zeros
 
-import numpy as np
-
-
-def to_device(a):
-    return np.ascontiguousarray(a)
-
-
-def to_numpy(a):
-    return np.asarray(a)
-
-
-def zeros(shape, dtype):
-    return np.zeros(shape, dtype=dtype)
-
-
-def synchronize():
-    return None
+__all__ = ["synchronize", "to_device", "to_numpy", "zeros"]
