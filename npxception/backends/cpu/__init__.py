@@ -12,14 +12,13 @@ Kernels compile on first use for the dtype they meet (float32 or float64) and ar
 
 import os
 
-import numba
-
-# Numba's OpenMP threading layer keeps its threads spinning between parallel loops, where they
-# fight BLAS's threads for the cores: on 2 cores a training step of the small preset took 10x
-# longer than with the workqueue layer, whose idle threads sleep. An explicit
-# NUMBA_THREADING_LAYER still wins. (The layer is fixed at the first parallel launch.)
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+# Numba's OpenMP threading layer (its default where TBB is absent) keeps idle threads spinning
+# after each parallel loop. Between our kernels BLAS runs with threads of its own, and on 2 cores
+# the spinning threads starve it: a small-preset training step took 3-10x longer. Passive waiting
+# puts idle OpenMP threads to sleep, and keeps OpenMP's low launch cost (the workqueue layer costs
+# ~2 ms more per small kernel). It must be set before the first parallel launch loads OpenMP;
+# a policy set in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .activations import elu, elu_backward, relu, relu_backward
 from .arrays import synchronize, to_device, to_numpy, zeros
