@@ -12,8 +12,18 @@ at n busy threads.
 from __future__ import annotations
 
 import numbers
+import os
 
-import numba
+# Numba's OpenMP threading layer (its default where TBB is absent) keeps idle threads spinning
+# after each parallel loop. Between our kernels BLAS runs with threads of its own, and on 2 cores
+# the spinning threads starve it: a small-preset training step took 3-5x longer. Passive waiting
+# puts idle OpenMP threads to sleep and keeps OpenMP's low launch cost (the workqueue layer costs
+# ~2 ms more per small kernel). OpenMP reads this once, when Numba first starts its threads (the
+# first parallel kernel or numba.set_num_threads), so it is set here, on import, before either;
+# a policy set in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numba  # noqa: E402
 from threadpoolctl import threadpool_limits
 
 _blas_limits = None  # keeps the current BLAS limit object alive (threadpoolctl applies it globally)

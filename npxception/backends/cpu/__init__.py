@@ -10,16 +10,7 @@ Kernels compile on first use for the dtype they meet (float32 or float64) and ar
 (`cache=True`), so later processes load them instead of compiling.
 """
 
-import os
-
-# Numba's OpenMP threading layer (its default where TBB is absent) keeps idle threads spinning
-# after each parallel loop. Between our kernels BLAS runs with threads of its own, and on 2 cores
-# the spinning threads starve it: a small-preset training step took 3-10x longer. Passive waiting
-# puts idle OpenMP threads to sleep, and keeps OpenMP's low launch cost (the workqueue layer costs
-# ~2 ms more per small kernel). It must be set before the first parallel launch loads OpenMP;
-# a policy set in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
+from ... import threads as _threads  # noqa: F401  (sets the OpenMP wait policy before any kernel runs)
 from .activations import elu, elu_backward, relu, relu_backward
 from .arrays import synchronize, to_device, to_numpy, zeros
 from .conv import conv2d, conv2d_backward
