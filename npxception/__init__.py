@@ -18,23 +18,12 @@ _LAZY = {
     "gradcheck": "npxception.gradcheck",
     "GradcheckReport": "npxception.gradcheck",
     "get_backend": "npxception.backends",
+    "cuda_available": "npxception.backends",
     "Xception": "npxception.models.xception",
     "XceptionConfig": "npxception.models.xception",
     "preprocess_input": "npxception.models.xception",
     "set_num_threads": "npxception.threads",
 }
-
-
-def cuda_available() -> bool:
-    """True when numba-cuda is installed and sees an NVIDIA GPU (or the CUDA simulator is on)."""
-    try:
-        from numba import cuda
-    except ImportError:
-        return False
-    try:
-        return bool(cuda.is_available())
-    except Exception:  # a broken driver install must read as "no GPU", not crash the caller
-        return False
 
 
 def __getattr__(name):

@@ -16,6 +16,8 @@ but at 74x74 -> 37x37 it is (0, 1), which a symmetric pad cannot express.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 Pair = tuple[int, int]
 Padding4 = tuple[int, int, int, int]  # (top, bottom, left, right)
 PaddingArg = str | int | tuple
@@ -81,3 +83,44 @@ def conv_output_hw(in_hw: Pair, kernel: Pair, stride: Pair, padding: Padding4,
         span = d * (k - 1) + 1
         out.append((size + before + after - span) // s + 1)
     return out[0], out[1]
+
+
+def window_output_hw(in_hw: Pair, kernel: Pair, stride: Pair, padding: Padding4, dilation: Pair,
+                     who: str) -> Pair:
+    """conv_output_hw, or a ValueError naming `who` when the window leaves no output pixel."""
+    ho, wo = conv_output_hw(tuple(in_hw), kernel, stride, padding, dilation)
+    if ho < 1 or wo < 1:
+        raise ValueError(f"{who}: input of spatial size {tuple(in_hw)} is too small for kernel {kernel}, "
+                         f"stride {stride}, dilation {dilation} and padding {padding}: the output "
+                         f"would be empty, size ({ho}, {wo})")
+    return ho, wo
+
+
+@dataclass(frozen=True)
+class Window:
+    """Sliding-window geometry (kernel, stride, padding, dilation) of a convolution or a pool.
+
+    The arguments are checked once, when the window is made (by a layer's constructor, or by an
+    op's validation); `padding` stays as given and is resolved per input size, because "same"
+    depends on it: the same layer pads (1, 1) at 147x147 and (0, 1) at 74x74.
+    """
+
+    kernel: Pair
+    stride: Pair
+    padding: PaddingArg
+    dilation: Pair
+
+    @classmethod
+    def of(cls, kernel, stride=1, padding="valid", dilation=1, kernel_name: str = "kernel_size") -> Window:
+        window = cls(as_pair(kernel, kernel_name), as_pair(stride, "stride"), padding,
+                     as_pair(dilation, "dilation"))
+        window.pads((max(window.kernel) * max(window.dilation),) * 2)  # validates `padding` now
+        return window
+
+    def pads(self, in_hw: Pair) -> Padding4:
+        """(top, bottom, left, right) for an input of spatial size in_hw."""
+        return resolve_padding(self.padding, tuple(in_hw), self.kernel, self.stride, self.dilation)
+
+    def out_hw(self, in_hw: Pair, who: str) -> Pair:
+        """Output spatial size; a clear error naming `who` when the input is too small."""
+        return window_output_hw(in_hw, self.kernel, self.stride, self.pads(in_hw), self.dilation, who)

@@ -10,16 +10,16 @@ whole-model file):
 Keras's Xception names every layer except the four shortcut convolutions and their BatchNorms
 (they get automatic names such as "conv2d_1" and "batch_normalization_1", which depend on what
 else the session had built). Named layers are matched by name; the unnamed conv/BN layers are
-matched to blocks 2, 3, 4 and 13 by their order in the file, and their widths are checked.
+matched to the model's shortcut layers ("block<b>_shortcut", "block<b>_shortcut_bn": blocks 2, 3, 4
+and 13 in Xception) by their order in the file, and their widths are checked.
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
-
-from ..models.xception import SHORTCUT_BLOCKS
 
 KerasLayers = list[tuple[str, dict[str, np.ndarray]]]  # (layer name, {weight name: array}), in order
 
@@ -53,6 +53,9 @@ def read_keras_h5(path) -> KerasLayers:
     return layers
 
 
+_SHORTCUT = re.compile(r"block(\d+)_shortcut")
+
+
 def _is_conv(weights: dict) -> bool:
     return set(weights) == {"kernel"} and weights["kernel"].ndim == 4
 
@@ -72,8 +75,10 @@ def keras_to_state_dict(layers: KerasLayers, model, source: str = "the Keras wei
     for key in expected:
         layer, weight = key.rsplit("/", 1)
         ours.setdefault(layer, []).append(weight)
-    shortcut_names = {f"block{b}_shortcut" for b in SHORTCUT_BLOCKS} | {
-        f"block{b}_shortcut_bn" for b in SHORTCUT_BLOCKS}
+    # The model's own unnamed-in-Keras layers, by block number (its state dict names them).
+    our_shortcuts = sorted(int(m.group(1)) for m in map(_SHORTCUT.fullmatch, ours) if m)
+    shortcut_names = {f"block{b}_shortcut" for b in our_shortcuts} | {
+        f"block{b}_shortcut_bn" for b in our_shortcuts}
     named = {name: w for name, w in layers if name in ours and name not in shortcut_names}
     unnamed = [(name, w) for name, w in layers if name not in named]
     convs = [(n, w) for n, w in unnamed if _is_conv(w)]
@@ -91,7 +96,6 @@ def keras_to_state_dict(layers: KerasLayers, model, source: str = "the Keras wei
                 if "predictions" in leftover else "")
         raise ValueError(f"{source} hold layers this model does not have: {leftover[:6]}{hint}")
 
-    our_shortcuts = [b for b in SHORTCUT_BLOCKS if f"block{b}_shortcut" in ours]
     if len(convs) != len(our_shortcuts) or len(bns) != len(our_shortcuts):
         raise ValueError(f"{source} hold {len(convs)} unnamed conv and {len(bns)} unnamed "
                          f"BatchNorm layers; this model's shortcuts need {len(our_shortcuts)} of "

@@ -1,6 +1,6 @@
 """Models built from `npxception.nn` layers: Xception and its configurations."""
 
-from .config import XceptionConfig
-from .xception import SHORTCUT_BLOCKS, Xception, preprocess_input
+from .config import SHORTCUT_BLOCKS, XceptionConfig
+from .xception import Xception, preprocess_input
 
 __all__ = ["SHORTCUT_BLOCKS", "Xception", "XceptionConfig", "preprocess_input"]

@@ -6,6 +6,9 @@ import dataclasses
 from dataclasses import dataclass
 
 INTERMEDIATE_ACTIVATIONS = (None, "relu", "elu")
+# The downsampling blocks, whose shortcut is a strided 1x1 conv + BN: entry flow 2-4, exit block 13.
+# The middle blocks (identity shortcuts) lie between the last entry block and the exit block.
+SHORTCUT_BLOCKS = (2, 3, 4, 13)
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,14 @@ import numpy as np
 
 from .. import nn
 from ..backends import get_backend
-from .config import XceptionConfig
+from .config import SHORTCUT_BLOCKS, XceptionConfig
 from .summary import describe, format_summary
 
 __all__ = ["SHORTCUT_BLOCKS", "Xception", "XceptionConfig", "preprocess_input"]
 
-SHORTCUT_BLOCKS = (2, 3, 4, 13)  # the blocks whose shortcut is a strided 1x1 conv + BN
+# Paper widths (c1, c2) of the two separable convolutions of each downsampling block, in the order
+# of SHORTCUT_BLOCKS; the middle blocks keep the width of the last entry block.
+DOWNSAMPLING_WIDTHS = ((128, 128), (256, 256), (728, 728), (728, 1024))
 
 
 def preprocess_input(images) -> np.ndarray:
@@ -135,18 +137,20 @@ class _Builder:
 
 
 def build_xception(config: XceptionConfig, backend, dtype, rng: np.random.Generator) -> nn.Sequential:
-    """The whole network as one Sequential of blocks."""
+    """The whole network as one Sequential of blocks, laid out by SHORTCUT_BLOCKS."""
     b, w = _Builder(config, backend, dtype, rng), config.width
+    *entry, exit_block = zip(SHORTCUT_BLOCKS, DOWNSAMPLING_WIDTHS)
     stem, c = b.stem(config.input_shape[2])
-    blocks = [
-        stem,
-        b.downsampling_block(2, c, w(128), w(128), activate_input=False),
-        b.downsampling_block(3, w(128), w(256), w(256)),
-        b.downsampling_block(4, w(256), w(728), w(728)),
-        *[b.middle_block(5 + i, w(728)) for i in range(config.middle_blocks)],
-        b.downsampling_block(13, w(728), w(728), w(1024)),
-    ]
-    tail, c = b.exit_tail(w(1024))
+    blocks = [stem]
+    for block, (c1, c2) in entry:
+        # The first block's input has just been through the stem's ReLU.
+        blocks.append(b.downsampling_block(block, c, w(c1), w(c2), activate_input=block != entry[0][0]))
+        c = w(c2)
+    first_middle = entry[-1][0] + 1
+    blocks += [b.middle_block(first_middle + i, c) for i in range(config.middle_blocks)]
+    block, (c1, c2) = exit_block
+    blocks.append(b.downsampling_block(block, c, w(c1), w(c2)))
+    tail, c = b.exit_tail(w(c2))
     blocks.append(tail)
     if config.include_top:
         blocks.append(b.head(c))

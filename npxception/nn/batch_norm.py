@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from .. import compose
 from .initializers import ones, zeros
 from .layer import Layer, check_input
 
@@ -36,18 +37,18 @@ class BatchNorm(Layer):
         check_input(self, x, 4, self.channels)
         be, p, st = self.backend, self.params, self.state
         if training:
-            y, mean, var = be.batch_norm_train(x, p["gamma"], p["beta"], self.epsilon)
-            st["moving_mean"] = be.moving_average_update(st["moving_mean"], mean, self.momentum)
-            st["moving_variance"] = be.moving_average_update(st["moving_variance"], var,
-                                                             self.momentum)
+            out = compose.batch_norm_train(be, x, p["gamma"], p["beta"], st["moving_mean"],
+                                           st["moving_variance"], self.momentum, self.epsilon)
+            y, mean, var = out.y, out.mean, out.var
+            st["moving_mean"], st["moving_variance"] = out.moving_mean, out.moving_variance
         else:
             mean, var = st["moving_mean"], st["moving_variance"]
-            y = be.batch_norm_infer(x, p["gamma"], p["beta"], mean, var, self.epsilon)
+            y = compose.batch_norm_infer(be, x, p["gamma"], p["beta"], mean, var, self.epsilon)
         self._saved = _Saved(x, mean, var, bool(training))
         return y
 
     def backward(self, dy):
         s = self._saved_for_backward()
-        dx, self.grads["gamma"], self.grads["beta"] = self.backend.batch_norm_backward(
-            dy, s.x, self.params["gamma"], s.mean, s.var, self.epsilon, s.training)
+        dx, self.grads["gamma"], self.grads["beta"] = compose.batch_norm_backward(
+            self.backend, dy, s.x, self.params["gamma"], s.mean, s.var, self.epsilon, s.training)
         return dx

@@ -12,7 +12,7 @@ import numpy as np
 
 from .initializers import glorot_uniform
 from .layer import Layer, Shape, check_input
-from .window import Window
+from ..shapes import Window
 
 
 class _Saved(NamedTuple):

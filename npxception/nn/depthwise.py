@@ -13,7 +13,7 @@ import numpy as np
 
 from .initializers import glorot_uniform
 from .layer import Layer, Shape, check_input
-from .window import Window
+from ..shapes import Window
 
 
 class _Saved(NamedTuple):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .layer import Layer, Shape, check_input
-from .window import Window
+from ..shapes import Window
 
 
 class _Saved(NamedTuple):

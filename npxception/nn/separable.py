@@ -8,10 +8,7 @@ Keras stores both kernels in one layer ("block4_sepconv2/depthwise_kernel" and
 (None, "relu" or "elu") is the paper's Figure 10 ablation: Xception uses none, because the
 depthwise output is too shallow (one channel per filter) for a non-linearity to help.
 
-Backward, by the chain rule through the two steps:
-    da, d_pointwise = pointwise_backward(dy, a)
-    dh = da * f'(h)                        (dh = da without activation)
-    dx, d_depthwise = depthwise_backward(dh, x)
+The forward and backward compositions live in `npxception.compose` (shared with `ops`).
 """
 
 from __future__ import annotations
@@ -20,17 +17,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .. import compose
+from ..compose import ACTIVATIONS
 from .initializers import glorot_uniform
 from .layer import Layer, Shape, check_input
-from .window import Window
-
-ACTIVATIONS = (None, "relu", "elu")
-
+from ..shapes import Window
 
 class _Saved(NamedTuple):
     x: Any
-    h: Any  # depthwise output
-    a: Any  # input of the pointwise step (h itself without an intermediate activation)
+    steps: compose.SeparableSaved  # the depthwise output and the pointwise step's input
     pads: tuple
 
 
@@ -55,32 +50,20 @@ class SeparableConv2D(Layer):
 
     def forward(self, x, training: bool):
         check_input(self, x, 4, self.in_channels)
-        be, w = self.backend, self.window
+        w, p = self.window, self.params
         w.out_hw(x.shape[1:3], self.name)
         pads = w.pads(x.shape[1:3])
-        h = be.depthwise_conv2d(x, self.params["depthwise_kernel"], w.stride, pads, w.dilation)
-        if self.intermediate_activation == "relu":
-            a = be.relu(h)
-        elif self.intermediate_activation == "elu":
-            a = be.elu(h, 1.0)
-        else:
-            a = h
-        self._saved = _Saved(x, h, a, pads)
-        return be.pointwise_conv2d(a, self.params["pointwise_kernel"])
+        y, steps = compose.separable_conv2d(self.backend, x, p["depthwise_kernel"], p["pointwise_kernel"],
+                                            w.stride, pads, w.dilation, self.intermediate_activation)
+        self._saved = _Saved(x, steps, pads)
+        return y
 
     def backward(self, dy):
         s = self._saved_for_backward()
-        be, w = self.backend, self.window
-        da, self.grads["pointwise_kernel"] = be.pointwise_conv2d_backward(
-            dy, s.a, self.params["pointwise_kernel"])
-        if self.intermediate_activation == "relu":
-            dh = be.relu_backward(da, s.h)
-        elif self.intermediate_activation == "elu":
-            dh = be.elu_backward(da, s.h, 1.0)
-        else:
-            dh = da
-        dx, self.grads["depthwise_kernel"] = be.depthwise_conv2d_backward(
-            dh, s.x, self.params["depthwise_kernel"], w.stride, s.pads, w.dilation)
+        w, p = self.window, self.params
+        dx, self.grads["depthwise_kernel"], self.grads["pointwise_kernel"] = compose.separable_conv2d_backward(
+            self.backend, dy, s.x, p["depthwise_kernel"], p["pointwise_kernel"], s.steps, w.stride, s.pads,
+            w.dilation, self.intermediate_activation)
         return dx
 
     def output_shape(self, input_shape: Shape) -> Shape:

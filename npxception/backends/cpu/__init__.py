@@ -3,14 +3,16 @@
 Same files and function names as `reference/`, so each operation reads side by side; every file's
 docstring says how its kernels split the work (always over what owns the output, so no two threads
 write one element) and why. Pointwise convolutions, dense layers and the im2col convolutions are
-BLAS GEMMs. Extra fused functions: `batch_norm_relu_train`, `batch_norm_relu_infer`,
-`batch_norm_relu_backward`. Threads: `npxception.set_num_threads(n)` sets Numba's and BLAS's.
+BLAS GEMMs. Optional fused ops of the contract (`contract.FusedOps`): `batch_norm_relu_train`,
+`batch_norm_relu_infer`, `batch_norm_relu_backward`. Threads: `npxception.set_num_threads(n)` sets Numba's and BLAS's.
 
 Kernels compile on first use for the dtype they meet (float32 or float64) and are cached on disk
 (`cache=True`), so later processes load them instead of compiling.
 """
 
-from ... import threads as _threads  # noqa: F401  (sets the OpenMP wait policy before any kernel runs)
+# ruff: noqa: F401  (the imports are re-exports; __all__ is computed from ../contract.py)
+from . import threads  # first: sets the OpenMP wait policy before any kernel can start Numba's threads
+from ..contract import exports
 from .activations import elu, elu_backward, relu, relu_backward
 from .arrays import synchronize, to_device, to_numpy, zeros
 from .conv import conv2d, conv2d_backward
@@ -34,14 +36,4 @@ from .pool import global_avg_pool2d, global_avg_pool2d_backward, max_pool2d, max
 
 name = "cpu"
 
-__all__ = [
-    "add", "add_backward", "adam_update", "batch_norm_backward", "batch_norm_infer",
-    "batch_norm_relu_backward", "batch_norm_relu_infer", "batch_norm_relu_train",
-    "batch_norm_train", "conv2d", "conv2d_backward", "dense", "dense_backward",
-    "depthwise_conv2d", "depthwise_conv2d_backward", "dropout", "dropout_backward", "elu",
-    "elu_backward", "ema_update", "global_avg_pool2d", "global_avg_pool2d_backward", "max_pool2d",
-    "max_pool2d_backward", "moving_average_update", "name", "pointwise_conv2d",
-    "pointwise_conv2d_backward", "relu", "relu_backward", "rmsprop_update", "scale_",
-    "sgd_update", "softmax_cross_entropy", "softmax_cross_entropy_backward", "sum_squares",
-    "synchronize", "to_device", "to_numpy", "zeros",
-]
+__all__ = [*exports("batch_norm_relu_train", "batch_norm_relu_infer", "batch_norm_relu_backward"), "threads"]

@@ -10,6 +10,8 @@ on-disk cache) and needs no GPU; running a kernel does. Every kernel is checked 
 simulator and compiled to PTX for sm_90 by the tests.
 """
 
+# ruff: noqa: F401  (the imports are re-exports; __all__ is computed from ../contract.py)
+from ..contract import exports
 from .activations import elu, elu_backward, relu, relu_backward
 from .arrays import synchronize, to_device, to_numpy, zeros
 from .conv import conv2d, conv2d_backward
@@ -25,13 +27,4 @@ from .pool import global_avg_pool2d, global_avg_pool2d_backward, max_pool2d, max
 
 name = "cuda"
 
-__all__ = [
-    "add", "add_backward", "adam_update", "batch_norm_backward", "batch_norm_infer",
-    "batch_norm_train", "conv2d", "conv2d_backward", "dense", "dense_backward",
-    "depthwise_conv2d", "depthwise_conv2d_backward", "dropout", "dropout_backward", "elu",
-    "elu_backward", "ema_update", "global_avg_pool2d", "global_avg_pool2d_backward", "max_pool2d",
-    "max_pool2d_backward", "moving_average_update", "name", "pointwise_conv2d",
-    "pointwise_conv2d_backward", "relu", "relu_backward", "rmsprop_update", "scale_",
-    "sgd_update", "softmax_cross_entropy", "softmax_cross_entropy_backward", "sum_squares",
-    "synchronize", "to_device", "to_numpy", "zeros",
-]
+__all__ = exports()

@@ -4,6 +4,8 @@ Each file holds one family of operations; its docstring gives the shapes, the ou
 the gradient derivation. `npxception.backends.README.md` states the contract all backends share.
 """
 
+# ruff: noqa: F401  (the imports are re-exports; __all__ is computed from ../contract.py)
+from ..contract import exports
 from .activations import elu, elu_backward, relu, relu_backward
 from .arrays import synchronize, to_device, to_numpy, zeros
 from .conv import conv2d, conv2d_backward
@@ -19,13 +21,4 @@ from .pool import global_avg_pool2d, global_avg_pool2d_backward, max_pool2d, max
 
 name = "numpy"
 
-__all__ = [
-    "add", "add_backward", "adam_update", "batch_norm_backward", "batch_norm_infer",
-    "batch_norm_train", "conv2d", "conv2d_backward", "dense", "dense_backward",
-    "depthwise_conv2d", "depthwise_conv2d_backward", "dropout", "dropout_backward", "elu",
-    "elu_backward", "ema_update", "global_avg_pool2d", "global_avg_pool2d_backward", "max_pool2d",
-    "max_pool2d_backward", "moving_average_update", "name", "pointwise_conv2d",
-    "pointwise_conv2d_backward", "relu", "relu_backward", "rmsprop_update", "scale_",
-    "sgd_update", "softmax_cross_entropy", "softmax_cross_entropy_backward", "sum_squares",
-    "synchronize", "to_device", "to_numpy", "zeros",
-]
+__all__ = exports()
