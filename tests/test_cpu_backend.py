@@ -104,7 +104,7 @@ def test_pointwise_and_separable_match_reference(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_filter_gradients_over_many_pixels_match_reference(dtype):
-    # Over 16384 pixels the filter-gradient GEMM is split into row chunks (cpu/_gemm.py).
+    # Over 16384 pixels the filter-gradient GEMM is split into row chunks (cpu/gemm.py).
     rng = _rng("tall", dtype)
     x = _normal(rng, (1, 130, 130, 3), dtype)
     pw, w = _normal(rng, (1, 1, 3, 4), dtype), _normal(rng, (3, 3, 3, 2), dtype)

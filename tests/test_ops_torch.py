@@ -243,3 +243,37 @@ def test_float32_batch_norm_matches_torch(rng):
                dy, x, gamma, beta, mm, mv, training=True))),
            lambda x, gamma, beta, mm, mv: torch_ops.batch_norm(x, gamma, beta, mm, mv, True),
            arrays, ["x", "gamma", "beta"])
+
+
+# ------------------------------------------------------------------ non-finite values at the border
+
+def inf_at_the_border(op):
+    """x, a kernel with an Inf tap (0, 0), and dy with an Inf at output pixel (0, 0), for "same"."""
+    rng = np.random.default_rng(7)
+    x = rng.uniform(0.5, 1.5, (1, 5, 6, 3))
+    w = rng.uniform(0.5, 1.5, (3, 3, 3, 2) if op == "depthwise_conv2d" else (3, 3, 3, 4))
+    w[0, 0] = np.inf
+    y_shape = (1, 5, 6, 6 if op == "depthwise_conv2d" else 4)
+    dy = rng.uniform(0.5, 1.5, y_shape)
+    dy[0, 0, 0] = np.inf
+    return x, w, dy
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("op", ["conv2d", "depthwise_conv2d"])
+def test_padded_taps_multiply_zero_by_the_weight_like_torch(op, backend):
+    """A padded tap adds 0 * w, so an Inf weight gives NaN where it meets the padding (as PyTorch,
+    whose padding is zeros in x); likewise an Inf in dy gives NaN in dw for taps that read padding."""
+    x, w, dy = inf_at_the_border(op)
+    fwd, bwd = getattr(ops, op), getattr(ops, op + "_backward")
+    x_t, w_t = torch.tensor(x), torch.tensor(w, requires_grad=True)
+    y_t = getattr(torch_ops, op)(x_t, w_t, padding="same")
+    y_t.backward(torch.tensor(dy))
+    with np.errstate(invalid="ignore"):
+        y = fwd(x, w, padding="same", backend=backend)
+        _, dw = bwd(dy, x, w, padding="same", backend=backend)
+    assert np.isnan(y).any() and np.isinf(y).any()
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(y_t.detach().numpy()))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(y_t.detach().numpy()))
+    assert np.isnan(dw).any()
+    np.testing.assert_array_equal(np.isnan(dw), np.isnan(w_t.grad.numpy()))

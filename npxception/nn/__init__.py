@@ -1,7 +1,9 @@
 """Layers: objects with `params` / `grads` dicts, `forward(x, training)` and `backward(dy) -> dx`.
 
 Each layer is built with a backend ("numpy", "cpu", "cuda" or a backend module) and calls only that
-backend's functions on arrays, so the same layer trains on CPU or GPU. Weight names and shapes are
+backend's functions on arrays (directly, or through the compositions in `npxception.compose` that
+`npxception.ops` shares), so the same layer trains on CPU or GPU. Layers check their inputs
+(`layer.check_input`, the window geometry in `npxception.shapes`); backends check nothing. Weight names and shapes are
 Keras's, so `"block4_sepconv2/pointwise_kernel"` means the same thing here, in Keras and in the
 published weight files.
 """

@@ -107,3 +107,20 @@ def test_through_ops_api():
     assert isinstance(ops.softmax_cross_entropy(logits, labels, backend="cuda"), float)
     assert_close(ops.softmax_cross_entropy(logits, labels, backend="cuda"),
                  ops.softmax_cross_entropy(logits, labels), name="loss")
+
+
+@pytest.mark.parametrize("op", ["conv2d", "depthwise_conv2d"])
+def test_padded_taps_multiply_zero_by_the_weight(op):
+    """Inf in w (forward) or dy (filter gradient) meets the padding: NaN where the reference has it."""
+    from tests.test_ops_torch import inf_at_the_border
+
+    x, w, dy = inf_at_the_border(op)
+    fwd, bwd = getattr(ops, op), getattr(ops, op + "_backward")
+    with np.errstate(invalid="ignore"):
+        ref_y, (_, ref_dw) = fwd(x, w, padding="same"), bwd(dy, x, w, padding="same")
+        y, (_, dw) = fwd(x, w, padding="same", backend="cuda"), bwd(dy, x, w, padding="same", backend="cuda")
+    assert np.isnan(ref_y).any() and np.isnan(ref_dw).any()
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ref_y))
+    np.testing.assert_array_equal(np.isnan(dw), np.isnan(ref_dw))
+    finite = np.isfinite(ref_y)
+    assert_close(y[finite], ref_y[finite], name=f"{op} finite part")

@@ -3,12 +3,13 @@
 Shapes: x (N, H, W, Cin), w (kh, kw, Cin, Cout) -> y (N, Ho, Wo, Cout).
 
 im2col copies every output pixel's receptive field into one row of a matrix,
-    cols[(n, i, j), (p, q, c)] = xpad[n, i*sh + p*dh, j*sw + q*dw, c],
+    cols[(n, i, j), (p, q, c)] = xpad[n, i*sh + p*dil_h, j*sw + q*dil_w, c],
 whose column order (p, q, c) is exactly w's row-major order, so w needs no copy:
     Y = cols @ W                     W = w.reshape(kh*kw*Cin, Cout)
-    dW = cols^T @ dY (in fixed row chunks: _gemm.py),  dcols = dY @ W^T,  dx = col2im(dcols)
+    dW = cols^T @ dY (in fixed row chunks: gemm.py),  dcols = dY @ W^T,  dx = col2im(dcols)
 col2im is written as a gather (each input pixel sums the entries of dcols that copied it), so it
-is parallel over input rows without two iterations ever writing the same element.
+is parallel over input rows without two iterations ever writing the same element (the
+gather index is `output_index`, ../_index.py). Every kernel writes its last argument.
 Xception's convs are the two 3x3 stem convs (Cin = 3 and 32) and the 1x1 stride-2 shortcuts.
 """
 
@@ -18,7 +19,8 @@ import numpy as np
 from numba import njit, prange
 
 from ...shapes import conv_output_hw
-from ._gemm import tall_transpose_matmul
+from ._index import input_index, output_index
+from .gemm import tall_transpose_matmul
 
 
 def conv2d(x, w, stride, padding, dilation):
@@ -40,7 +42,7 @@ def conv2d_input_grad(dy, w, x_shape, stride, padding, dilation):
     n, ho, wo, _ = dy.shape
     dcols = dy.reshape(n * ho * wo, cout) @ w.reshape(kh * kw * cin, cout).T
     dx = np.empty(x_shape, dtype=dy.dtype)
-    _col2im(dcols, dx, kh, kw, ho, wo, *stride, padding[0], padding[2], *dilation)
+    _col2im(dcols, kh, kw, ho, wo, *stride, padding[0], padding[2], *dilation, dx)
     return dx
 
 
@@ -59,12 +61,12 @@ def _im2col(x, kernel, out_hw, stride, padding, dilation):
     if kernel == (1, 1) and stride == (1, 1) and not any(padding):
         return x.reshape(n * ho * wo, cin)
     cols = np.empty((n * ho * wo, kh * kw * cin), dtype=x.dtype)
-    _im2col_kernel(x, cols, kh, kw, ho, wo, *stride, padding[0], padding[2], *dilation)
+    _im2col_kernel(x, kh, kw, ho, wo, *stride, padding[0], padding[2], *dilation, cols)
     return cols
 
 
 @njit(parallel=True, cache=True)
-def _im2col_kernel(x, cols, kh, kw, ho, wo, sh, sw, pt, pl, dh, dw):
+def _im2col_kernel(x, kh, kw, ho, wo, sh, sw, pt, pl, dil_h, dil_w, cols):
     n_, h, width, cin = x.shape
     zero = x.dtype.type(0)
     for row in prange(n_ * ho):
@@ -73,9 +75,9 @@ def _im2col_kernel(x, cols, kh, kw, ho, wo, sh, sw, pt, pl, dh, dw):
         for j in range(wo):
             dst = cols[row * wo + j]
             for p in range(kh):
-                r = i * sh + p * dh - pt
+                r = input_index(i, p, sh, dil_h, pt)
                 for q in range(kw):
-                    col = j * sw + q * dw - pl
+                    col = input_index(j, q, sw, dil_w, pl)
                     base = (p * kw + q) * cin
                     if 0 <= r < h and 0 <= col < width:
                         src = x[n, r, col]
@@ -87,7 +89,7 @@ def _im2col_kernel(x, cols, kh, kw, ho, wo, sh, sw, pt, pl, dh, dw):
 
 
 @njit(parallel=True, cache=True)
-def _col2im(dcols, dx, kh, kw, ho, wo, sh, sw, pt, pl, dh, dw):
+def _col2im(dcols, kh, kw, ho, wo, sh, sw, pt, pl, dil_h, dil_w, dx):
     """dx[n, r, col] = sum of the dcols entries that im2col copied from x[n, r, col]."""
     n_, h, width, cin = dx.shape
     zero = dx.dtype.type(0)
@@ -100,15 +102,14 @@ def _col2im(dcols, dx, kh, kw, ho, wo, sh, sw, pt, pl, dh, dw):
                 out[c] = zero
             # Tap order (p, q) as in the reference's sum, so float64 results match it closely.
             for p in range(kh):
-                ti = r + pt - p * dh  # = i * sh for the output row i that read x[n, r] via tap p
-                if ti < 0 or ti % sh != 0 or ti // sh >= ho:
+                i = output_index(r, p, sh, dil_h, pt, ho)  # the output row that read x[n, r] via tap p
+                if i < 0:
                     continue
-                i = ti // sh
                 for q in range(kw):
-                    tj = col + pl - q * dw
-                    if tj < 0 or tj % sw != 0 or tj // sw >= wo:
+                    j = output_index(col, q, sw, dil_w, pl, wo)
+                    if j < 0:
                         continue
-                    src = dcols[(n * ho + i) * wo + tj // sw]
+                    src = dcols[(n * ho + i) * wo + j]
                     base = (p * kw + q) * cin
                     for c in range(cin):
                         out[c] += src[base + c]

@@ -7,12 +7,12 @@ Shapes: x (N, H, W, Cin), w (1, 1, Cin, Cout) -> y (N, H, W, Cout).
 A hand-written Numba loop would only lose to the BLAS that NumPy links: the reshapes of
 C-contiguous arrays are views, and `@` on a transposed view is passed to GEMM as a transpose flag,
 not copied. BLAS's threads follow `npxception.set_num_threads`. dW contracts over every pixel and
-goes through `_gemm.tall_transpose_matmul`, which splits that long sum into fixed chunks.
+goes through `gemm.tall_transpose_matmul`, which splits that long sum into fixed chunks.
 """
 
 from __future__ import annotations
 
-from ._gemm import tall_transpose_matmul
+from .gemm import tall_transpose_matmul
 
 
 def pointwise_conv2d(x, w):

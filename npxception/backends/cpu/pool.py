@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 from ...shapes import conv_output_hw
+from ._index import input_index
 
 CHANNEL_BLOCK = 64  # channels per backward work item: long enough for SIMD, short enough to split
 
@@ -26,13 +27,13 @@ CHANNEL_BLOCK = 64  # channels per backward work item: long enough for SIMD, sho
 def max_pool2d(x, pool_size, stride, padding):
     ho, wo = conv_output_hw(x.shape[1:3], pool_size, stride, padding)
     y = np.empty((x.shape[0], ho, wo, x.shape[3]), dtype=x.dtype)
-    _max_pool(x, y, *pool_size, *stride, padding[0], padding[2])
+    _max_pool(x, *pool_size, *stride, padding[0], padding[2], y)
     return y
 
 
 def max_pool2d_backward(dy, x, pool_size, stride, padding):
     dx = np.zeros_like(x)
-    _max_pool_backward(dy, x, dx, *pool_size, *stride, padding[0], padding[2], CHANNEL_BLOCK)
+    _max_pool_backward(dy, x, *pool_size, *stride, padding[0], padding[2], CHANNEL_BLOCK, dx)
     return dx
 
 
@@ -46,7 +47,7 @@ def global_avg_pool2d_backward(dy, x):
 
 
 @njit(parallel=True, cache=True)
-def _max_pool(x, y, kh, kw, sh, sw, pt, pl):
+def _max_pool(x, kh, kw, sh, sw, pt, pl, y):
     n_, h, width, c_ = x.shape
     ho, wo = y.shape[1], y.shape[2]
     for row in prange(n_ * ho):
@@ -57,11 +58,11 @@ def _max_pool(x, y, kh, kw, sh, sw, pt, pl):
             for c in range(c_):
                 out[c] = -np.inf
             for p in range(kh):
-                r = i * sh + p - pt
+                r = input_index(i, p, sh, 1, pt)
                 if r < 0 or r >= h:
                     continue
                 for q in range(kw):
-                    col = j * sw + q - pl
+                    col = input_index(j, q, sw, 1, pl)
                     if col < 0 or col >= width:
                         continue
                     v = x[n, r, col]
@@ -72,7 +73,7 @@ def _max_pool(x, y, kh, kw, sh, sw, pt, pl):
 
 
 @njit(parallel=True, cache=True)
-def _max_pool_backward(dy, x, dx, kh, kw, sh, sw, pt, pl, block):
+def _max_pool_backward(dy, x, kh, kw, sh, sw, pt, pl, block, dx):
     n_, h, width, c_ = x.shape
     ho, wo = dy.shape[1], dy.shape[2]
     blocks = (c_ + block - 1) // block
@@ -88,11 +89,11 @@ def _max_pool_backward(dy, x, dx, kh, kw, sh, sw, pt, pl, block):
                     best[c] = -np.inf
                     winner[c] = 0
                 for p in range(kh):
-                    r = i * sh + p - pt
+                    r = input_index(i, p, sh, 1, pt)
                     if r < 0 or r >= h:
                         continue
                     for q in range(kw):
-                        col = j * sw + q - pl
+                        col = input_index(j, q, sw, 1, pl)
                         if col < 0 or col >= width:
                             continue
                         v = x[n, r, col, c0:c1]
@@ -102,7 +103,7 @@ def _max_pool_backward(dy, x, dx, kh, kw, sh, sw, pt, pl, block):
                                 winner[c] = p * kw + q
                 g = dy[n, i, j]
                 for c in range(c1 - c0):
-                    r = i * sh + winner[c] // kw - pt
-                    col = j * sw + winner[c] % kw - pl
+                    r = input_index(i, winner[c] // kw, sh, 1, pt)
+                    col = input_index(j, winner[c] % kw, sw, 1, pl)
                     if 0 <= r < h and 0 <= col < width:  # a padded winner's gradient is dropped
                         dx[n, r, col, c0 + c] += g[c0 + c]

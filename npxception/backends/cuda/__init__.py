@@ -2,7 +2,7 @@
 
 Same files and function names as `reference/` (the contract is in ../README.md). Tensors stay on
 the GPU between calls; `to_device` / `to_numpy` are the only copies. Shared pieces: `gemm.py` (the
-tiled SGEMM behind pointwise, dense and conv), `_reduce.py` (deterministic per-channel sums),
+tiled SGEMM behind pointwise, dense and conv), `_reduce.py` (deterministic per-channel sums over fixed chunks),
 `_launch.py` (launch geometry, per-dtype kernels).
 
 Importing this package compiles nothing (kernels compile on first launch, then come from Numba's

@@ -1,10 +1,10 @@
 """Deterministic reductions over the rows of a (rows, C) matrix: per-channel sums, no atomics.
 
 Batch norm, bias gradients and split-K GEMM all need `sum over rows` for every column. Stage 1: the
-rows are cut into S fixed slices; block (channel group, slice) sums its slice with 32 x 8 threads
+rows are cut into S fixed chunks; block (channel group, chunk) sums its chunk with 32 x 8 threads
 (threadIdx.x = 32 consecutive channels, so every load is coalesced; threadIdx.y = 8 interleaved
-rows), then the 8 row-partials are added in order through shared memory -> partials[slice, c].
-Stage 2 adds the S slices in increasing order. The slicing depends only on the shape, so the same
+rows), then the 8 row-partials are added in order through shared memory -> partials[chunk, c].
+Stage 2 adds the S chunks in increasing order. The cut depends only on the shape, so the same
 input gives bit-identical sums on every run and every GPU.
 """
 
@@ -17,15 +17,15 @@ from ._launch import (CHANNEL_THREADS, ROW_THREADS, THREADS, blocks_for, ceil_di
 from .arrays import empty
 
 TARGET_BLOCKS = 1024
-MIN_ROWS_PER_SLICE = 64
+MIN_ROWS_PER_CHUNK = 64
 
 
-def slices_for(rows: int, cols: int) -> tuple[int, int]:
-    """(number of row slices, rows per slice) for a (rows, cols) reduction."""
+def chunks_for(rows: int, cols: int) -> tuple[int, int]:
+    """(number of row chunks, rows per chunk) for a (rows, cols) reduction."""
     groups = ceil_div(cols, CHANNEL_THREADS)
-    slices = max(1, min(ceil_div(rows, MIN_ROWS_PER_SLICE), TARGET_BLOCKS // groups,
+    chunks = max(1, min(ceil_div(rows, MIN_ROWS_PER_CHUNK), TARGET_BLOCKS // groups,
                         grid_yz(rows)))
-    per = ceil_div(rows, slices)
+    per = ceil_div(rows, chunks)
     return ceil_div(rows, per), per
 
 
@@ -49,15 +49,15 @@ def _make_column_sums(dtype):
     block_total = _block_total(dtype)
 
     @cuda.jit(cache=True)
-    def column_sums_kernel(x, rows_per_slice, partials):
-        """partials[s, c] = sum of x[r, c] over the rows r of slice s."""
+    def column_sums_kernel(x, rows_per_chunk, partials):
+        """partials[s, c] = sum of x[r, c] over the rows r of chunk s."""
         c = cuda.blockIdx.x * CHANNEL_THREADS + cuda.threadIdx.x
         s = cuda.blockIdx.y
         scratch = cuda.shared.array((ROW_THREADS, CHANNEL_THREADS), dtype)
         acc = dtype(0)
         if c < x.shape[1]:
-            stop = min(x.shape[0], (s + 1) * rows_per_slice)
-            for r in range(s * rows_per_slice + cuda.threadIdx.y, stop, ROW_THREADS):
+            stop = min(x.shape[0], (s + 1) * rows_per_chunk)
+            for r in range(s * rows_per_chunk + cuda.threadIdx.y, stop, ROW_THREADS):
                 acc += x[r, c]
         total = block_total(scratch, acc)
         if cuda.threadIdx.y == 0 and c < x.shape[1]:
@@ -70,16 +70,16 @@ def _make_centered_squares(dtype):
     block_total = _block_total(dtype)
 
     @cuda.jit(cache=True)
-    def centered_squares_kernel(x, center, rows_per_slice, partials):
-        """partials[s, c] = sum over slice s of (x[r, c] - center[c])**2 (a variance's 2nd pass)."""
+    def centered_squares_kernel(x, center, rows_per_chunk, partials):
+        """partials[s, c] = sum over chunk s of (x[r, c] - center[c])**2 (a variance's 2nd pass)."""
         c = cuda.blockIdx.x * CHANNEL_THREADS + cuda.threadIdx.x
         s = cuda.blockIdx.y
         scratch = cuda.shared.array((ROW_THREADS, CHANNEL_THREADS), dtype)
         acc = dtype(0)
         if c < x.shape[1]:
             mu = center[c]
-            stop = min(x.shape[0], (s + 1) * rows_per_slice)
-            for r in range(s * rows_per_slice + cuda.threadIdx.y, stop, ROW_THREADS):
+            stop = min(x.shape[0], (s + 1) * rows_per_chunk)
+            for r in range(s * rows_per_chunk + cuda.threadIdx.y, stop, ROW_THREADS):
                 d = x[r, c] - mu
                 acc += d * d
         total = block_total(scratch, acc)
@@ -93,7 +93,7 @@ def _make_sum_and_centered_dot(dtype):
     block_total = _block_total(dtype)
 
     @cuda.jit(cache=True)
-    def sum_and_centered_dot_kernel(dy, x, center, rows_per_slice, sums, dots):
+    def sum_and_centered_dot_kernel(dy, x, center, rows_per_chunk, sums, dots):
         """sums[s, c] = sum dy[r, c];  dots[s, c] = sum dy[r, c] * (x[r, c] - center[c])."""
         c = cuda.blockIdx.x * CHANNEL_THREADS + cuda.threadIdx.x
         s = cuda.blockIdx.y
@@ -102,8 +102,8 @@ def _make_sum_and_centered_dot(dtype):
         acc_dot = dtype(0)
         if c < x.shape[1]:
             mu = center[c]
-            stop = min(x.shape[0], (s + 1) * rows_per_slice)
-            for r in range(s * rows_per_slice + cuda.threadIdx.y, stop, ROW_THREADS):
+            stop = min(x.shape[0], (s + 1) * rows_per_chunk)
+            for r in range(s * rows_per_chunk + cuda.threadIdx.y, stop, ROW_THREADS):
                 g = dy[r, c]
                 acc_sum += g
                 acc_dot += g * (x[r, c] - mu)
@@ -118,7 +118,7 @@ def _make_sum_and_centered_dot(dtype):
 
 
 @cuda.jit(cache=True)
-def sum_slices_kernel(partials, scale, out):
+def sum_chunks_kernel(partials, scale, out):
     """out[i] = scale * sum_s partials[s, i], s in increasing order."""
     start, step = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, out.size, step):
@@ -133,10 +133,10 @@ _CENTERED_SQUARES = per_dtype(_make_centered_squares)
 _SUM_AND_DOT = per_dtype(_make_sum_and_centered_dot)
 
 
-def sum_slices(partials, scale: float = 1.0):
+def sum_chunks(partials, scale: float = 1.0):
     """(S, C) partials -> (C,) device array: scale * the sum over S in a fixed order."""
     out = empty(partials.shape[1], partials.dtype)
-    launch(sum_slices_kernel, blocks_for(out.size), THREADS, partials,
+    launch(sum_chunks_kernel, blocks_for(out.size), THREADS, partials,
            partials.dtype.type(scale), out)
     return out
 
@@ -144,29 +144,29 @@ def sum_slices(partials, scale: float = 1.0):
 def column_sums(x2d, scale: float = 1.0):
     """scale * x2d.sum(axis=0) for a (rows, C) device array -> (C,)."""
     rows, cols = x2d.shape
-    slices, per = slices_for(rows, cols)
-    partials = empty((slices, cols), x2d.dtype)
-    launch(_COLUMN_SUMS[x2d.dtype], (ceil_div(cols, CHANNEL_THREADS), slices), channel_block(),
+    chunks, per = chunks_for(rows, cols)
+    partials = empty((chunks, cols), x2d.dtype)
+    launch(_COLUMN_SUMS[x2d.dtype], (ceil_div(cols, CHANNEL_THREADS), chunks), channel_block(),
            x2d, per, partials)
-    return sum_slices(partials, scale)
+    return sum_chunks(partials, scale)
 
 
 def centered_squares(x2d, center, scale: float = 1.0):
     """scale * ((x2d - center)**2).sum(axis=0) -> (C,)."""
     rows, cols = x2d.shape
-    slices, per = slices_for(rows, cols)
-    partials = empty((slices, cols), x2d.dtype)
-    launch(_CENTERED_SQUARES[x2d.dtype], (ceil_div(cols, CHANNEL_THREADS), slices),
+    chunks, per = chunks_for(rows, cols)
+    partials = empty((chunks, cols), x2d.dtype)
+    launch(_CENTERED_SQUARES[x2d.dtype], (ceil_div(cols, CHANNEL_THREADS), chunks),
            channel_block(), x2d, center, per, partials)
-    return sum_slices(partials, scale)
+    return sum_chunks(partials, scale)
 
 
 def sum_and_centered_dot(dy2d, x2d, center):
     """(dy2d.sum(axis=0), (dy2d * (x2d - center)).sum(axis=0)), both (C,)."""
     rows, cols = x2d.shape
-    slices, per = slices_for(rows, cols)
-    sums = empty((slices, cols), x2d.dtype)
-    dots = empty((slices, cols), x2d.dtype)
-    launch(_SUM_AND_DOT[x2d.dtype], (ceil_div(cols, CHANNEL_THREADS), slices), channel_block(),
+    chunks, per = chunks_for(rows, cols)
+    sums = empty((chunks, cols), x2d.dtype)
+    dots = empty((chunks, cols), x2d.dtype)
+    launch(_SUM_AND_DOT[x2d.dtype], (ceil_div(cols, CHANNEL_THREADS), chunks), channel_block(),
            dy2d, x2d, center, per, sums, dots)
-    return sum_slices(sums), sum_slices(dots)
+    return sum_chunks(sums), sum_chunks(dots)

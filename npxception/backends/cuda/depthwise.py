@@ -7,14 +7,17 @@ channels, so a warp reads and writes 128 contiguous bytes of an NHWC row (coales
 threadIdx.y walk 8 neighbouring pixels of one image row, which read overlapping windows of x that
 the L1 cache serves. blockIdx.z (looping past CUDA's 65535 limit) is the image row (n, i).
 
-* forward: one thread per output element, kh*kw multiply-adds.
+* forward: one thread per output element, kh*kw multiply-adds; a padded tap adds 0 * w, as the
+  reference's zero-padded x does (so an Inf weight gives NaN at the border on every backend).
 * input gradient, as a gather: one thread per *input* element sums dy over the output pixels whose
   window covers it: dx[n, h, w, c] = sum_{p, q, m} dy[n, i, j, c*M + m] w[p, q, c, m] over the
-  (i, j) with i*sh + p*dh = h + pad_top (likewise j). Each thread owns its output: no atomics.
+  (i, j) with i*sh + p*dil_h = h + pad_top (`output_index`, ../_index.py). Each thread owns its
+  output: no atomics.
 * filter gradient, a deterministic reduction over N*Ho*Wo pixels: the pixels are cut into fixed
-  slices; block (channel group, slice) accumulates up to TAPS kernel taps per thread in registers
-  (one pass over its dy covers 9 taps of a 3x3 kernel), adds its 8 rows in order in shared memory
-  and writes partials[slice, tap, channel]; a second kernel sums the slices in order.
+  chunks; block (channel group, chunk) accumulates up to TAPS kernel taps per thread in registers
+  (one pass over its dy covers 9 taps of a 3x3 kernel; a padded tap adds 0 * dy), adds its 8 rows
+  in order in shared memory and writes partials[chunk, tap, channel]; a second kernel sums the
+  chunks in order.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from __future__ import annotations
 from numba import cuda
 
 from ...shapes import conv_output_hw
+from ._index import input_index, output_index
 from ._launch import (CHANNEL_THREADS, ROW_THREADS, ceil_div, channel_block, grid_yz, launch,
                       per_dtype)
-from ._reduce import slices_for, sum_slices
+from ._reduce import chunks_for, sum_chunks
 from .arrays import empty
 
 TAPS = 9   # kernel taps one filter-gradient thread accumulates at once (a whole 3x3 kernel)
@@ -32,7 +36,7 @@ TAPS = 9   # kernel taps one filter-gradient thread accumulates at once (a whole
 
 def _make_forward(dtype):
     @cuda.jit(cache=True)
-    def depthwise_forward_kernel(x, w, sh, sw, pt, pl, dh, dw, y):
+    def depthwise_forward_kernel(x, w, sh, sw, pt, pl, dil_h, dil_w, y):
         ho, wo, cm = y.shape[1], y.shape[2], y.shape[3]
         kh, kw, mult = w.shape[0], w.shape[1], w.shape[3]
         oc = cuda.blockIdx.x * CHANNEL_THREADS + cuda.threadIdx.x
@@ -46,12 +50,13 @@ def _make_forward(dtype):
             i = row - n * ho
             acc = dtype(0)
             for p in range(kh):
-                h = i * sh - pt + p * dh
-                if 0 <= h < x.shape[1]:
-                    for q in range(kw):
-                        col = j * sw - pl + q * dw
-                        if 0 <= col < x.shape[2]:
-                            acc += x[n, h, col, c] * w[p, q, c, m]
+                h = input_index(i, p, sh, dil_h, pt)
+                for q in range(kw):
+                    col = input_index(j, q, sw, dil_w, pl)
+                    if 0 <= h < x.shape[1] and 0 <= col < x.shape[2]:
+                        acc += x[n, h, col, c] * w[p, q, c, m]
+                    else:
+                        acc += dtype(0) * w[p, q, c, m]
             y[n, i, j, oc] = acc
 
     return depthwise_forward_kernel
@@ -59,7 +64,7 @@ def _make_forward(dtype):
 
 def _make_input_grad(dtype):
     @cuda.jit(cache=True)
-    def depthwise_input_grad_kernel(dy, w, sh, sw, pt, pl, dh, dw, dx):
+    def depthwise_input_grad_kernel(dy, w, sh, sw, pt, pl, dil_h, dil_w, dx):
         height, width, channels = dx.shape[1], dx.shape[2], dx.shape[3]
         ho, wo = dy.shape[1], dy.shape[2]
         kh, kw, mult = w.shape[0], w.shape[1], w.shape[3]
@@ -72,15 +77,13 @@ def _make_input_grad(dtype):
             h = row - n * height
             acc = dtype(0)
             for p in range(kh):
-                ti = h + pt - p * dh          # = i * sh for the output row i that uses tap p here
-                if ti < 0 or ti % sh != 0 or ti // sh >= ho:
+                i = output_index(h, p, sh, dil_h, pt, ho)   # the output row that reads h via tap p
+                if i < 0:
                     continue
-                i = ti // sh
                 for q in range(kw):
-                    tj = col + pl - q * dw
-                    if tj < 0 or tj % sw != 0 or tj // sw >= wo:
+                    j = output_index(col, q, sw, dil_w, pl, wo)
+                    if j < 0:
                         continue
-                    j = tj // sw
                     for m in range(mult):
                         acc += dy[n, i, j, c * mult + m] * w[p, q, c, m]
             dx[n, h, col, c] = acc
@@ -90,14 +93,14 @@ def _make_input_grad(dtype):
 
 def _make_filter_grad(dtype):
     @cuda.jit(cache=True)
-    def depthwise_filter_grad_kernel(dy, x, kh, kw, sh, sw, pt, pl, dh, dw, pixels_per_slice,
+    def depthwise_filter_grad_kernel(dy, x, kh, kw, sh, sw, pt, pl, dil_h, dil_w, pixels_per_chunk,
                                      partials):
-        """partials[s, tap, oc] = sum over slice s of x_tap[pixel, oc // M] * dy[pixel, oc]."""
+        """partials[k, tap, oc] = sum over chunk k of x_tap[pixel, oc // M] * dy[pixel, oc]."""
         ho, wo, cm = dy.shape[1], dy.shape[2], dy.shape[3]
         mult = cm // x.shape[3]
         taps = kh * kw
         oc = cuda.blockIdx.x * CHANNEL_THREADS + cuda.threadIdx.x
-        s = cuda.blockIdx.y
+        k = cuda.blockIdx.y
         tap0 = cuda.blockIdx.z * TAPS
         acc = cuda.local.array(TAPS, dtype)
         scratch = cuda.shared.array((TAPS, ROW_THREADS, CHANNEL_THREADS), dtype)
@@ -105,8 +108,8 @@ def _make_filter_grad(dtype):
             acc[t] = 0
         if oc < cm:
             c = oc // mult
-            stop = min(dy.shape[0] * ho * wo, (s + 1) * pixels_per_slice)
-            for pix in range(s * pixels_per_slice + cuda.threadIdx.y, stop, ROW_THREADS):
+            stop = min(dy.shape[0] * ho * wo, (k + 1) * pixels_per_chunk)
+            for pix in range(k * pixels_per_chunk + cuda.threadIdx.y, stop, ROW_THREADS):
                 j = pix % wo
                 r = pix // wo
                 i = r % ho
@@ -117,10 +120,12 @@ def _make_filter_grad(dtype):
                     if tap < taps:
                         p = tap // kw
                         q = tap - p * kw
-                        h = i * sh - pt + p * dh
-                        col = j * sw - pl + q * dw
+                        h = input_index(i, p, sh, dil_h, pt)
+                        col = input_index(j, q, sw, dil_w, pl)
                         if 0 <= h < x.shape[1] and 0 <= col < x.shape[2]:
                             acc[t] += x[n, h, col, c] * g
+                        else:
+                            acc[t] += dtype(0) * g
         for t in range(TAPS):
             scratch[t, cuda.threadIdx.y, cuda.threadIdx.x] = acc[t]
         cuda.syncthreads()
@@ -130,7 +135,7 @@ def _make_filter_grad(dtype):
                     total = scratch[t, 0, cuda.threadIdx.x]
                     for r in range(1, ROW_THREADS):
                         total += scratch[t, r, cuda.threadIdx.x]
-                    partials[s, tap0 + t, oc] = total
+                    partials[k, tap0 + t, oc] = total
 
     return depthwise_filter_grad_kernel
 
@@ -159,11 +164,11 @@ def depthwise_conv2d_backward(dy, x, w, stride, padding, dilation):
     launch(_INPUT_GRAD[x.dtype], grid, channel_block(), dy, w, stride[0], stride[1], padding[0],
            padding[2], dilation[0], dilation[1], dx)
 
-    slices, per = slices_for(n * ho * wo, cm)
+    chunks, per = chunks_for(n * ho * wo, cm)
     taps = kh * kw
-    partials = empty((slices, taps, cm), x.dtype)
-    grid = (ceil_div(cm, CHANNEL_THREADS), slices, ceil_div(taps, TAPS))
+    partials = empty((chunks, taps, cm), x.dtype)
+    grid = (ceil_div(cm, CHANNEL_THREADS), chunks, ceil_div(taps, TAPS))
     launch(_FILTER_GRAD[x.dtype], grid, channel_block(), dy, x, kh, kw, stride[0], stride[1],
            padding[0], padding[2], dilation[0], dilation[1], per, partials)
-    dw = sum_slices(partials.reshape(slices, taps * cm)).reshape(w.shape)
+    dw = sum_chunks(partials.reshape(chunks, taps * cm)).reshape(w.shape)
     return dx, dw

@@ -20,8 +20,8 @@ Design (the classic shared-memory + register-tiling kernel):
   so that the transposing store of a (M, K) tile does not hit one bank 8 times.
 * Edge tiles are zero-filled on load and masked on store, so any M, N, K works.
 * Split-K. When C has few tiles but K is long (a weight gradient X^T @ dY sums over every pixel of
-  the batch), the K range is cut into S slices; block z computes its slice into partials[z], and a
-  second kernel sums the S slices in a fixed order. No atomics: results are bit-reproducible.
+  the batch), the K range is cut into S chunks; block z computes its chunk into partials[z], and a
+  second kernel sums the S chunks in a fixed order. No atomics: results are bit-reproducible.
 
 How far from cuBLAS, and why: cuBLAS (FP32, no TF32) uses 128-bit vectorised loads, double-buffered
 shared memory (the next tile loads while this one is multiplied, hiding latency), warp-level tiling
@@ -36,7 +36,7 @@ import numpy as np
 from numba import cuda
 
 from ._launch import DTYPES, ceil_div, launch
-from ._reduce import sum_slices
+from ._reduce import sum_chunks
 from .arrays import empty
 
 BM = 128   # rows of C per block
@@ -53,14 +53,14 @@ B_COLS = BN + PAD
 
 # Split-K policy (host side; the same shapes always give the same split, so results reproduce).
 TARGET_BLOCKS = 512        # enough blocks to fill a large GPU several times over
-MIN_K_PER_SPLIT = 256      # a slice shorter than this is not worth a separate partial sum
+MIN_K_PER_SPLIT = 256      # a chunk shorter than this is not worth a separate partial sum
 
 
 def _make_gemm(dtype, a_transposed: bool, b_transposed: bool):
     """The kernel for one dtype and one pair of layouts (constants, so dead branches vanish).
 
     a: (M, K), or (K, M) when a_transposed;  b: (K, N), or (N, K) when b_transposed;
-    out: (S, M, N), slice z gets the product over k in [z * k_chunk, (z + 1) * k_chunk).
+    out: (S, M, N), chunk z gets the product over k in [z * k_chunk, (z + 1) * k_chunk).
     """
     loads_a = BM * BK // GEMM_THREADS   # 4 elements of A per thread per step
     loads_b = BK * BN // GEMM_THREADS   # 4 elements of B per thread per step
@@ -152,7 +152,7 @@ _KERNELS = {
 
 
 def split_k(m: int, n: int, k: int) -> tuple[int, int]:
-    """(number of K slices, slice length): slices only when the output alone gives few blocks."""
+    """(number of K chunks, chunk length): chunks only when the output alone gives few blocks."""
     tiles = ceil_div(m, BM) * ceil_div(n, BN)
     splits = max(1, min(ceil_div(TARGET_BLOCKS, tiles), k // MIN_K_PER_SPLIT))
     chunk = ceil_div(ceil_div(k, splits), BK) * BK
@@ -176,4 +176,4 @@ def matmul(a, b, *, a_transposed: bool = False, b_transposed: bool = False):
         return out
     partials = empty((splits, m * n), a.dtype)
     launch(kernel, grid, GEMM_THREADS, a, b, partials.reshape(splits, m, n), chunk)
-    return sum_slices(partials).reshape(m, n)
+    return sum_chunks(partials).reshape(m, n)

@@ -16,12 +16,12 @@ def pad_nhwc(x: np.ndarray, padding, value: float = 0.0) -> np.ndarray:
 def tap_slice(p: int, q: int, out_hw, stride, dilation) -> tuple:
     """Index of the padded input that kernel tap (p, q) reads for every output pixel.
 
-    Output pixel (i, j) reads padded input (i * sh + p * dh, j * sw + q * dw), so for one tap the
+    Output pixel (i, j) reads padded input (i * sh + p * dil_h, j * sw + q * dil_w), so for one tap the
     pixels it reads over the whole output form a strided slice.
     """
-    (ho, wo), (sh, sw), (dh, dw) = out_hw, stride, dilation
-    rows = slice(p * dh, p * dh + (ho - 1) * sh + 1, sh)
-    cols = slice(q * dw, q * dw + (wo - 1) * sw + 1, sw)
+    (ho, wo), (sh, sw), (dil_h, dil_w) = out_hw, stride, dilation
+    rows = slice(p * dil_h, p * dil_h + (ho - 1) * sh + 1, sh)
+    cols = slice(q * dil_w, q * dil_w + (wo - 1) * sw + 1, sw)
     return (slice(None), rows, cols)
 
 

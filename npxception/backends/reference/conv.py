@@ -1,9 +1,9 @@
 """Regular 2-D convolution (cross-correlation, as in every deep-learning framework), NHWC.
 
 Shapes: x (N, H, W, Cin), w (kh, kw, Cin, Cout) -> y (N, Ho, Wo, Cout) with
-Ho = floor((H + pad_top + pad_bottom - dh * (kh - 1) - 1) / sh) + 1 (likewise Wo).
+Ho = floor((H + pad_top + pad_bottom - dil_h * (kh - 1) - 1) / sh) + 1 (likewise Wo).
 
-    y[n, i, j, o] = sum_{p, q, c} xpad[n, i*sh + p*dh, j*sw + q*dw, c] * w[p, q, c, o]
+    y[n, i, j, o] = sum_{p, q, c} xpad[n, i*sh + p*dil_h, j*sw + q*dil_w, c] * w[p, q, c, o]
 
 The loop runs over the kh*kw kernel taps; each tap is one matrix product of a strided view of the
 input, (N*Ho*Wo, Cin) @ (Cin, Cout). The backward pass follows from the same sum:

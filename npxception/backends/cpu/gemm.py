@@ -6,7 +6,7 @@ product along P in blocks and makes its threads wait for each other after every 
 other process is running, one thread is often descheduled while the other spins, and the call
 takes seconds instead of tens of milliseconds (measured with OpenBLAS on 2 shared cores).
 
-So the rows are cut into chunks that depend only on the shape (_chunks.num_chunks, as for every
+So the rows are cut into chunks that depend only on the shape (_chunks.py, as for every
 reduction here), each chunk is one single-threaded GEMM, the chunks run on a pool of
 `numba.get_num_threads()` Python threads (NumPy releases the GIL inside BLAS), and the partial
 products are added in chunk order: fast on a busy machine, and bitwise the same for any thread
@@ -21,7 +21,7 @@ import numba
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from ._chunks import num_chunks
+from ._chunks import chunk_bounds, num_chunks, sum_partials
 
 MIN_ROWS_TO_SPLIT = 16384
 ROWS_PER_CHUNK = 8192  # long enough for BLAS to run at full speed on each chunk
@@ -38,7 +38,7 @@ def tall_transpose_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     partials = np.empty((chunks, a.shape[1], b.shape[1]), dtype=a.dtype)
 
     def chunk_product(k: int) -> None:
-        start, stop = (k * rows) // chunks, ((k + 1) * rows) // chunks
+        start, stop = chunk_bounds(k, rows, chunks)
         np.matmul(a[start:stop].T, b[start:stop], out=partials[k])
 
     threads = numba.get_num_threads()
@@ -49,7 +49,4 @@ def tall_transpose_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         else:
             with ThreadPoolExecutor(max_workers=threads) as pool:
                 list(pool.map(chunk_product, range(chunks)))
-    total = partials[0].copy()
-    for k in range(1, chunks):
-        total += partials[k]
-    return total
+    return sum_partials(partials)
