@@ -204,3 +204,9 @@ def test_the_import_reader_sees_every_kind_of_import():
     model_edges = _imports(PACKAGE / "models" / "xception.py")
     assert {"nn", "backends", "models.config", "io.keras_h5"} <= model_edges  # the last one is inside a method
     assert "compose" in _imports(PACKAGE / "ops.py")                     # from . import compose
+
+
+def test_every_file_of_the_package_reads_in_one_sitting():
+    long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, f"files over 400 lines: {long}"

@@ -66,7 +66,7 @@ def _make_gemm(dtype, a_transposed: bool, b_transposed: bool):
     loads_b = BK * BN // GEMM_THREADS   # 4 elements of B per thread per step
 
     @cuda.jit(cache=True)
-    def gemm_kernel(a, b, out, k_chunk):
+    def gemm_kernel(a, b, k_chunk, out):
         m, n = out.shape[1], out.shape[2]
         k_total = b.shape[1] if b_transposed else b.shape[0]
         a_tile = cuda.shared.array((BK, A_COLS), dtype)
@@ -172,8 +172,8 @@ def matmul(a, b, *, a_transposed: bool = False, b_transposed: bool = False):
     grid = (ceil_div(m, BM), ceil_div(n, BN), splits)
     if splits == 1:
         out = empty((m, n), a.dtype)
-        launch(kernel, grid, GEMM_THREADS, a, b, out.reshape(1, m, n), chunk)
+        launch(kernel, grid, GEMM_THREADS, a, b, chunk, out.reshape(1, m, n))
         return out
     partials = empty((splits, m * n), a.dtype)
-    launch(kernel, grid, GEMM_THREADS, a, b, partials.reshape(splits, m, n), chunk)
+    launch(kernel, grid, GEMM_THREADS, a, b, chunk, partials.reshape(splits, m, n))
     return sum_chunks(partials).reshape(m, n)
