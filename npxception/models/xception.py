@@ -28,15 +28,11 @@ from .. import nn
 from ..backends import get_backend
 from .config import XceptionConfig
 from .summary import describe, format_summary
+from ..preprocessing import preprocess_input
 
 __all__ = ["SHORTCUT_BLOCKS", "Xception", "XceptionConfig", "preprocess_input"]
 
 SHORTCUT_BLOCKS = (2, 3, 4, 13)  # the blocks whose shortcut is a strided 1x1 conv + BN
-
-
-def preprocess_input(images) -> np.ndarray:
-    """uint8 (or any real) images in [0, 255] -> float32 in [-1, 1]: x / 127.5 - 1 (Keras's "tf" mode)."""
-    return (np.asarray(images, dtype=np.float32) / np.float32(127.5) - np.float32(1.0))
 
 
 class _Builder:
