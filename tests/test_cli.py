@@ -154,3 +154,18 @@ def test_gradcheck_prints_every_op_and_layer(capsys):
     for name in ("separable_conv2d", "softmax_cross_entropy", "BatchNorm training", "Residual block"):
         assert name in out
     assert out.rstrip().endswith("all gradients agree")
+
+
+def test_train_options_and_defaults_come_from_train_config():
+    """One place for a training default: every TrainConfig field is a flag whose default is small()'s."""
+    import dataclasses
+
+    from npxception.cli.parser import build_parser
+    from npxception.cli.train import train_config
+    from npxception.train import TrainConfig
+
+    args = build_parser().parse_args(["train"])
+    assert train_config(args) == TrainConfig.small()
+    args = build_parser().parse_args(["train", "--eval-batch-size", "7", "--no-augment", "--decay-rate", "0.5"])
+    assert dataclasses.asdict(train_config(args)) == {**dataclasses.asdict(TrainConfig.small()),
+                                                      "eval_batch_size": 7, "augment": False, "decay_rate": 0.5}

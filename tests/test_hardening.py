@@ -263,7 +263,7 @@ def test_train_settings_outside_their_range_are_refused_by_name(name, value):
 
 @pytest.mark.parametrize("name, value", [
     ("bn_momentum", 1.5), ("bn_momentum", -0.1), ("bn_epsilon", 0.0), ("bn_epsilon", -1e-3),
-    ("bn_epsilon", math.nan), ("dropout", math.nan), ("width_multiplier", math.inf), ("num_classes", 2.5),
+    ("bn_epsilon", math.nan), ("width_multiplier", math.inf), ("num_classes", 2.5),
 ])
 def test_model_settings_the_ops_reject_are_refused_by_name(name, value):
     with pytest.raises(ValueError, match=f"^{name} must be"):

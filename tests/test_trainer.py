@@ -185,3 +185,15 @@ def test_unreadable_checkpoints_are_clear_errors(tmp_path):
     np.savez(tmp_path / "plain.npz", a=np.zeros(1))
     with pytest.raises(CheckpointError, match="not an npxception checkpoint"):
         load_checkpoint(tmp_path / "plain.npz")
+
+
+def test_state_dict_files_go_through_the_one_checkpoint_writer(tmp_path):
+    from npxception import io
+    from npxception.train import checkpoint
+
+    assert checkpoint.save_checkpoint is io.save_checkpoint
+    io.save_npz(tmp_path / "w.npz", {"dense/kernel": np.ones((2, 3))}, {"step": 3})
+    groups, meta = load_checkpoint(tmp_path / "w.npz")
+    assert meta == {"step": 3} and groups["model"]["dense/kernel"].shape == (2, 3)
+    np.savez(tmp_path / "plain.npz", **{"dense/kernel": np.zeros(2)})
+    assert io.load_npz(tmp_path / "plain.npz")[0].keys() == {"dense/kernel"}
