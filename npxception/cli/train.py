@@ -130,7 +130,7 @@ def cmd_train(args, given: set[str]) -> int:
     from ..models.xception import Xception
     from ..train import Trainer, TrainingInterrupted
     from ..data import describe_dataset
-    from ..train.trainer import check_same_data
+    from ..train.resume import check_same_data
 
     if args.resume:
         groups, saved, run_dir, spec, config, model_cfg = _resume(args, given)

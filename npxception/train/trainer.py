@@ -11,7 +11,7 @@ running sums of the epoch's training metrics. The loader's batches are a pure fu
 one and ends with bit-identical weights.
 
 Run directory: checkpoint.npz, metrics.jsonl (one line per epoch), learning_curves.png,
-confusion_matrix.png.
+confusion_matrix.png, and run.lock while a training holds it (lock.py).
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ from .lock import RunLock
 from .metrics import MetricsLog, topk_correct
 from .optimizers import make_optimizer
 from .plots import plot_confusion_matrix, plot_learning_curves
+from .resume import check_same_data, meta_field
 from .schedules import Schedule
+from .stop import install_stop_handlers
 
 __all__ = ["CHECKPOINT", "METRICS", "TrainConfig", "Trainer", "TrainingDiverged", "TrainingInterrupted",
            "check_same_data"]
@@ -59,10 +61,6 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, message: str, signum: int | None = None):
         super().__init__(message)
         self.signal = signum
-
-
-# The signals that stop a run cleanly: Ctrl-C, and what `kill`, systemd and batch schedulers send.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Trainer:
@@ -132,7 +130,7 @@ class Trainer:
 
     def fit(self) -> list[dict]:
         """Train until `config.epochs`; returns the history (one dict per epoch)."""
-        previous = _install_stop_handlers(self._on_signal)
+        previous = install_stop_handlers(self._on_signal)
         try:
             with self.lock:
                 # The metrics file may hold an epoch an earlier process finished after the checkpoint
@@ -271,22 +269,22 @@ class Trainer:
         Everything read is checked against what this run must have (settings, data, every array's
         shape, counters in range) before any of it reaches a kernel; on failure nothing changes.
         """
-        saved = TrainConfig.from_dict(_field(meta, "train_config", dict))
+        saved = TrainConfig.from_dict(meta_field(meta, "train_config", dict))
         if saved != self.config:
             raise ValueError("the checkpoint was written with different training settings: "
                              f"{_differences(saved, self.config)}")
         check_same_data(meta, self.data_description)
         steps = len(self.loader)
-        epoch = _field(meta, "epoch", int, 0, self.config.epochs)
-        batch = _field(meta, "batch", int, 0, steps - 1 if epoch < self.config.epochs else 0)
-        dropout_counter = _field(meta, "dropout_counter", int, 0)
-        ema_updates = _field(meta, "ema_updates", int, 0)
-        running = _field(meta, "running", dict)
+        epoch = meta_field(meta, "epoch", int, 0, self.config.epochs)
+        batch = meta_field(meta, "batch", int, 0, steps - 1 if epoch < self.config.epochs else 0)
+        dropout_counter = meta_field(meta, "dropout_counter", int, 0)
+        ema_updates = meta_field(meta, "ema_updates", int, 0)
+        running = meta_field(meta, "running", dict)
         if set(running) != set(_fresh_running()) or not all(
                 isinstance(v, (int, float)) and math.isfinite(v) for v in running.values()):
             raise CheckpointError(f"checkpoint field 'running' must hold the numbers {sorted(_fresh_running())}, "
                                   f"got {running!r}")
-        history = _field(meta, "history", list)
+        history = meta_field(meta, "history", list)
         if len(history) != epoch or not all(isinstance(h, dict) for h in history):
             raise CheckpointError(f"checkpoint field 'history' must hold one record per finished epoch "
                                   f"({epoch}), got {len(history)}")
@@ -330,64 +328,3 @@ def _model_classes(model) -> int | None:
     if config is None or not getattr(config, "include_top", True):
         return None
     return int(config.num_classes)
-
-
-def check_same_data(meta: dict, description: dict) -> None:
-    """Refuse to continue a run on other data than its checkpoint's (another class list, other
-    images, other counts): the result would be neither that run nor a new one."""
-    saved = meta.get("data_description")
-    if saved is None:  # written before descriptions were saved: only the class list can be checked
-        names = meta.get("class_names")
-        if names is not None and list(names) != list(description["train"]["class_names"]):
-            raise ValueError(f"the data has classes {description['train']['class_names']}, the checkpoint "
-                             f"{names}; a resumed run must see the data it was trained on")
-        return
-    for split in ("train", "val"):
-        before, now = saved.get(split, {}), description[split]
-        changed = [f"{key}: {_brief(before.get(key))} (checkpoint) vs {_brief(now[key])}" for key in now
-                   if before.get(key) != _jsonish(now[key])]
-        if changed:
-            raise ValueError(f"the {split} data differs from the checkpoint's ({'; '.join(changed)}); "
-                             "a resumed run must see the data it was trained on")
-
-
-def _brief(value) -> str:
-    if isinstance(value, (list, tuple)) and len(value) > 6:
-        return f"[{', '.join(map(repr, value[:3]))}, ... {len(value)} in all]"
-    return repr(value)
-
-
-def _jsonish(value):
-    return list(_jsonish(v) for v in value) if isinstance(value, (tuple, list)) else value
-
-
-def _field(meta: dict, name: str, kind: type, low: int | None = None, high: int | None = None):
-    """meta[name] checked to be a `kind` (and for ints within [low, high]); CheckpointError if not."""
-    if name not in meta:
-        raise CheckpointError(f"the checkpoint has no {name!r} field")
-    value = meta[name]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise CheckpointError(f"checkpoint field {name!r} must be {kind.__name__}, got {value!r}")
-    if kind is int and ((low is not None and value < low) or (high is not None and value > high)):
-        raise CheckpointError(f"checkpoint field {name!r} must be in [{low}, {'any' if high is None else high}], "
-                              f"got {value}")
-    return value
-
-
-def _install_stop_handlers(handler) -> dict:
-    """Route the first Ctrl-C or SIGTERM to `handler(signum)` (a clean stop); a second one acts at
-    once (KeyboardInterrupt, or termination). Returns the previous handlers to put back ({} where
-    signals cannot be set: outside the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    # None: a handler set outside Python, which cannot be put back; the default stands in for it.
-    previous = {signum: signal.getsignal(signum) or signal.SIG_DFL for signum in STOP_SIGNALS}
-
-    def on_signal(signum, frame):
-        for other, old in previous.items():
-            signal.signal(other, old)
-        handler(signum)
-
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, on_signal)
-    return previous
