@@ -21,9 +21,13 @@ _LAZY = {
     "cuda_available": "npxception.backends",
     "Xception": "npxception.models.xception",
     "XceptionConfig": "npxception.models.xception",
-    "preprocess_input": "npxception.models.xception",
+    "preprocess_input": "npxception.preprocessing",
     "set_num_threads": "npxception.threads",
 }
+
+
+__all__ = ["GradcheckReport", "Xception", "XceptionConfig", "__version__", "backends", "cuda_available",
+           "get_backend", "gradcheck", "nn", "ops", "preprocess_input", "set_num_threads", "shapes"]
 
 
 def __getattr__(name):

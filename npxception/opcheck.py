@@ -1,7 +1,8 @@
-"""Gradient-check every op of `npxception.ops` on small float64 inputs, on any backend.
+"""Gradient-check every op of `npxception.ops` and every `nn` layer on small float64 inputs, on any backend.
 
-`check_all_ops()` returns one `GradcheckReport` per op; `format_table()` prints them. This is what
-`npxception gradcheck` shows, and what the test suite asserts on.
+`check_all_ops()` returns one `GradcheckReport` per op, `check_all_layers()` one per layer type (and
+one Xception block); `format_table()` prints the op reports. This is what `npxception gradcheck`
+shows, and what the test suite asserts on.
 """
 
 from __future__ import annotations
@@ -93,3 +94,47 @@ def format_table(reports: dict[str, GradcheckReport], tol: float = 1e-6) -> str:
             status = "ok" if err <= tol else "FAIL"
             rows.append(f"{op:<26} {name:<8} {report.checked[name]:>7} {err:>14.2e}  {status}")
     return "\n".join(rows)
+
+
+def layer_cases(backend: str) -> dict:
+    """name -> (float64 layer, input, training): every layer type, and one Xception block."""
+    from . import nn
+
+    rng = np.random.default_rng(0)
+    f64 = {"backend": backend, "dtype": "float64"}
+    x = rng.standard_normal((2, 5, 5, 3))
+
+    def block():  # block 2's shape: separable conv, BN, max pool; shortcut 1x1 stride 2 conv + BN
+        main = nn.Sequential("main", [nn.SeparableConv2D("sepconv", 3, 4, rng=rng, **f64),
+                                      nn.BatchNorm("sepconv_bn", 4, **f64), nn.MaxPool2D("pool", **f64)],
+                             **f64)
+        shortcut = nn.Sequential("shortcut", [nn.Conv2D("conv", 3, 4, 1, stride=2, padding="same",
+                                                        rng=rng, **f64), nn.BatchNorm("bn", 4, **f64)],
+                                 **f64)
+        return nn.Residual("block", main, shortcut, **f64)
+
+    return {
+        "Conv2D 3x3 s2 same": (nn.Conv2D("conv", 3, 4, 3, stride=2, padding="same", rng=rng, **f64), x, True),
+        "DepthwiseConv2D x2": (nn.DepthwiseConv2D("depthwise", 3, 3, depth_multiplier=2, padding="same",
+                                                  rng=rng, **f64), x, True),
+        "PointwiseConv2D": (nn.PointwiseConv2D("pointwise", 3, 4, rng=rng, **f64), x, True),
+        "SeparableConv2D elu": (nn.SeparableConv2D("sepconv", 3, 4, intermediate_activation="elu",
+                                                   rng=rng, **f64), x, True),
+        "BatchNorm training": (nn.BatchNorm("bn", 3, **f64), x, True),
+        "BatchNorm inference": (nn.BatchNorm("bn", 3, **f64), x, False),
+        "ReLU": (nn.ReLU("relu", **f64), x, True),
+        "ELU": (nn.ELU("elu", **f64), x, True),
+        "MaxPool2D 3x3 s2 same": (nn.MaxPool2D("pool", **f64), x, True),
+        "GlobalAvgPool2D": (nn.GlobalAvgPool2D("avg_pool", **f64), x, True),
+        "Dense": (nn.Dense("predictions", 3, 4, rng=rng, **f64), rng.standard_normal((2, 3)), True),
+        "Dropout 0.3": (nn.Dropout("dropout", 0.3, seed=1, **f64), x, True),
+        "Residual block": (block(), x, True),
+    }
+
+
+def check_all_layers(backend: str = "numpy") -> dict:
+    """Gradient-check every layer type in float64 (d(output)/d(input) and /d(each weight)); {name: report}."""
+    from .nn.check import gradcheck_layer
+
+    return {name: gradcheck_layer(layer, x, training=training)
+            for name, (layer, x, training) in layer_cases(backend).items()}

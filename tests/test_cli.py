@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -100,7 +99,9 @@ def test_ctrl_c_then_resume_matches_the_uninterrupted_run(run_dir, tmp_path, mon
         if training:
             calls.append(1)
             if len(calls) == 4:  # epoch 2, batch 1 of 3
-                os.kill(os.getpid(), signal.SIGINT)
+                # raise_signal delivers to this thread before it returns, so the handler runs here,
+                # inside this step, however long a kernel compilation before it took.
+                signal.raise_signal(signal.SIGINT)
         return forward(self, x, training)
 
     monkeypatch.setattr(Xception, "forward", forward_with_ctrl_c)
@@ -126,7 +127,7 @@ def test_finished_and_existing_runs_are_refused(run_dir, capsys):
     (["train", "--dataset", "cifar10"], "--dataset cifar10 needs --data-dir"),
     (["train", "--dataset", "cifar10", "--data-dir", "/no/such/dir"], "/no/such/dir: no such directory"),
     (["evaluate", "/no/such/run"], "/no/such/run: no such checkpoint file"),
-    (["train", "--epochs", "0"], "epochs and batch_size must be >= 1"),
+    (["train", "--epochs", "0"], "--epochs must be >= 1, got 0"),
 ])
 def test_errors_are_one_line(capsys, tmp_path, argv, message):
     argv = [a.replace("/no/such", str(tmp_path / "no" / "such")) for a in argv]
@@ -153,3 +154,18 @@ def test_gradcheck_prints_every_op_and_layer(capsys):
     for name in ("separable_conv2d", "softmax_cross_entropy", "BatchNorm training", "Residual block"):
         assert name in out
     assert out.rstrip().endswith("all gradients agree")
+
+
+def test_train_options_and_defaults_come_from_train_config():
+    """One place for a training default: every TrainConfig field is a flag whose default is small()'s."""
+    import dataclasses
+
+    from npxception.cli.parser import build_parser
+    from npxception.cli.train import train_config
+    from npxception.train import TrainConfig
+
+    args = build_parser().parse_args(["train"])
+    assert train_config(args) == TrainConfig.small()
+    args = build_parser().parse_args(["train", "--eval-batch-size", "7", "--no-augment", "--decay-rate", "0.5"])
+    assert dataclasses.asdict(train_config(args)) == {**dataclasses.asdict(TrainConfig.small()),
+                                                      "eval_batch_size": 7, "augment": False, "decay_rate": 0.5}

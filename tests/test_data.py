@@ -270,3 +270,19 @@ def test_augmentation_only_in_training(small_set):
     augmented = next(Loader(small_set, 8, augment=True, seed=0).epoch(0))[0]
     np.testing.assert_array_equal(plain, preprocess(small_set.images[:8]))
     assert not np.array_equal(plain, augmented)
+
+
+def test_the_data_package_imports_nothing_above_it():
+    """Data sits below the trainer and beside the model: preprocessing comes from npxception.preprocessing."""
+    import ast
+    from pathlib import Path
+
+    import npxception
+    import npxception.data
+
+    upward = {"models", "train", "cli", "nn", "io"}
+    for path in Path(npxception.data.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level >= 2:
+                assert (node.module or "").split(".")[0] not in upward, f"{path.name} imports ..{node.module}"
+    assert npxception.preprocess_input is npxception.models.preprocess_input

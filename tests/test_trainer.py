@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 
 import numpy as np
@@ -91,15 +90,24 @@ def test_training_writes_metrics_plots_and_checkpoint(straight):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def _stopping_trainer(data, run_dir, model, at):
+    """A trainer whose stop is requested through its own API during training step `at`."""
+    trainer = None
+    trainer = _trainer(data, run_dir, model=_Hook(model, at, lambda: trainer.request_stop()))
+    return trainer
+
+
 @pytest.mark.parametrize("stop_at, position", [(2, (1, 0)), (4, (1, 2))])
 def test_ctrl_c_saves_and_resume_is_bit_identical(data, straight, tmp_path, stop_at, position):
-    """SIGINT during a training step: the step completes, a checkpoint is saved, training stops;
-    resuming ends with exactly the weights, slots, averages and metrics of an uninterrupted run.
-    Step 2 is the last of epoch 1 (stop at an epoch boundary), step 4 the second of epoch 2."""
-    hooked = _Hook(_model(), stop_at, lambda: os.kill(os.getpid(), signal.SIGINT))
+    """A stop requested during a training step (what Ctrl-C does): the step completes, a checkpoint
+    is saved, training stops; resuming ends with exactly the weights, slots, averages and metrics of
+    an uninterrupted run. Step 2 is the last of epoch 1 (stop at an epoch boundary), step 4 the
+    second of epoch 2. The stop goes through `request_stop`, so where it lands never depends on
+    when a signal is handled (test_hardening.py has the real signals)."""
     with pytest.raises(TrainingInterrupted, match=f"epoch 2 after {position[1]} of 3 batches"):
-        _trainer(data, tmp_path / "split", model=hooked).fit()
+        _stopping_trainer(data, tmp_path / "split", _model(), stop_at).fit()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     groups, meta = load_checkpoint(tmp_path / "split" / "checkpoint.npz")
     assert (meta["epoch"], meta["batch"]) == position
     resumed = _trainer(data, tmp_path / "split")
@@ -112,9 +120,8 @@ def test_ctrl_c_saves_and_resume_is_bit_identical(data, straight, tmp_path, stop
 def test_resume_is_bit_identical_on_the_cpu_backend(data, tmp_path):
     """The Numba kernels are parallel: their reductions must still be deterministic for exact resume."""
     _trainer(data, tmp_path / "straight", model=_model("cpu")).fit()
-    hooked = _Hook(_model("cpu"), 4, lambda: os.kill(os.getpid(), signal.SIGINT))
     with pytest.raises(TrainingInterrupted):
-        _trainer(data, tmp_path / "split", model=hooked).fit()
+        _stopping_trainer(data, tmp_path / "split", _model("cpu"), 4).fit()
     resumed = _trainer(data, tmp_path / "split", model=_model("cpu"))
     resumed.restore(*load_checkpoint(tmp_path / "split"))
     resumed.fit()
@@ -178,3 +185,15 @@ def test_unreadable_checkpoints_are_clear_errors(tmp_path):
     np.savez(tmp_path / "plain.npz", a=np.zeros(1))
     with pytest.raises(CheckpointError, match="not an npxception checkpoint"):
         load_checkpoint(tmp_path / "plain.npz")
+
+
+def test_state_dict_files_go_through_the_one_checkpoint_writer(tmp_path):
+    from npxception import io
+    from npxception.train import checkpoint
+
+    assert checkpoint.save_checkpoint is io.save_checkpoint
+    io.save_npz(tmp_path / "w.npz", {"dense/kernel": np.ones((2, 3))}, {"step": 3})
+    groups, meta = load_checkpoint(tmp_path / "w.npz")
+    assert meta == {"step": 3} and groups["model"]["dense/kernel"].shape == (2, 3)
+    np.savez(tmp_path / "plain.npz", **{"dense/kernel": np.zeros(2)})
+    assert io.load_npz(tmp_path / "plain.npz")[0].keys() == {"dense/kernel"}

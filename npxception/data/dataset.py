@@ -7,6 +7,8 @@ the same clear `DatasetError` whatever its format.
 
 from __future__ import annotations
 
+import hashlib
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,10 +65,29 @@ class Dataset:
         return Dataset(self.images[index], self.labels[index], self.class_names)
 
 
+def describe_dataset(data: Dataset) -> dict:
+    """What a checkpoint records of its data: counts, shape, class names and a digest of the pixels and
+    labels, so that a resumed run can tell it is given the same images (JSON-serialisable)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(np.ascontiguousarray(data.labels, dtype="<i8").tobytes())
+    digest.update(memoryview(np.ascontiguousarray(data.images)).cast("B"))
+    return {"count": len(data), "image_shape": list(data.image_shape), "class_names": list(data.class_names),
+            "digest": digest.hexdigest()}
+
+
+def warn_if_one_class(data: Dataset, source: str) -> None:
+    """Training on one class learns nothing (every prediction is right): say so, do not refuse."""
+    present = np.unique(data.labels)
+    if len(present) == 1:
+        warnings.warn(f"{source}: every training image has the same class "
+                      f"({data.class_names[int(present[0])]!r}); a classifier learns nothing from it",
+                      UserWarning, stacklevel=2)
+
+
 def holdout_split(data: Dataset, val_count: int, seed: int) -> tuple[Dataset, Dataset]:
     """(train, val): `val_count` images drawn by a seeded permutation are held out for validation."""
     if not 0 < val_count < len(data):
         raise DatasetError(f"cannot hold out {val_count} of {len(data)} images for validation; "
-                           f"choose a count between 1 and {len(data) - 1}")
+                           f"choose --val-size between 1 and {len(data) - 1}")
     order = np.random.default_rng(seed).permutation(len(data))
     return data.subset(np.sort(order[val_count:])), data.subset(np.sort(order[:val_count]))

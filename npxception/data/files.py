@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..resources import check_fits
 from .dataset import Dataset, DatasetError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
@@ -19,6 +20,9 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_FILE = "test_batch"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# Without class names, an .npz's classes are 0..max(label). More than this means a stray label, not
+# a dataset: the classifier, the per-class metrics and the K x K confusion matrix would not fit.
+MAX_UNNAMED_CLASSES = 100_000
 
 
 def _existing(path, kind: str) -> Path:
@@ -72,6 +76,10 @@ def load_npz(path) -> Dataset:
             if missing:
                 raise DatasetError(f"{path}: an .npz dataset needs arrays 'images' and 'labels'; "
                                    f"missing {sorted(missing)} (found {sorted(archive.files)})")
+            with zipfile.ZipFile(path) as z:
+                unpacked = sum(info.file_size for info in z.infolist())
+            check_fits(2 * unpacked, f"the arrays of {path} (and a copy for the split)",
+                       "use a smaller .npz")
             images, labels = archive["images"], archive["labels"]
             names = archive["class_names"] if "class_names" in archive.files else None
     except DatasetError:
@@ -80,8 +88,25 @@ def load_npz(path) -> Dataset:
         raise DatasetError(f"{path}: cannot read as .npz ({type(e).__name__}: {e})") from None
     if names is None:
         count = int(np.max(labels)) + 1 if np.size(labels) and np.issubdtype(labels.dtype, np.integer) else 0
+        if count > MAX_UNNAMED_CLASSES:
+            raise DatasetError(f"{path}: labels go up to {count - 1}, which would make {count} classes; "
+                               f"without a 'class_names' array at most {MAX_UNNAMED_CLASSES} are accepted "
+                               "(add class_names, or number the classes from 0)")
         names = [str(i) for i in range(count)]
     return Dataset.checked(images, labels, [str(n) for n in names], str(path))
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding the pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Image.DecompressionBombError as e:
+        raise DatasetError(f"{path}: too large to decode safely ({e})") from None
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise DatasetError(f"{path}: cannot read as an image ({type(e).__name__}: {e})") from None
 
 
 def _read_image(path: Path, size: int | None) -> np.ndarray:
@@ -89,10 +114,17 @@ def _read_image(path: Path, size: int | None) -> np.ndarray:
 
     try:
         with Image.open(path) as image:
+            width, height = image.size
+            # Decoding, the RGB copy and the resize each hold the whole picture.
+            check_fits(3 * 4 * width * height, f"decoding {path} ({width}x{height})", "use a smaller image")
             image = image.convert("RGB")
             if size is not None and image.size != (size, size):
                 image = image.resize((size, size), Image.Resampling.BILINEAR)
             return np.asarray(image, dtype=np.uint8)
+    except Image.DecompressionBombError as e:  # Pillow's guard against images made to exhaust memory
+        raise DatasetError(f"{path}: too large to decode safely ({e})") from None
+    except MemoryError as e:
+        raise DatasetError(f"{path}: not enough memory to decode it ({e})") from None
     except (OSError, UnidentifiedImageError, ValueError) as e:
         raise DatasetError(f"{path}: cannot read as an image ({type(e).__name__}: {e})") from None
 
@@ -111,16 +143,24 @@ def load_image_folder(data_dir, size: int | None = None) -> Dataset:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DatasetError(f"{root}: an image folder needs one subfolder per class; found none")
-    images, labels = [], []
+    files, labels = [], []
     for label, name in enumerate(classes):
-        files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        for file in files:
-            images.append(_read_image(file, size))
-            labels.append(label)
-    if not images:
+        found = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files += found
+        labels += [label] * len(found)
+    if not files:
         raise DatasetError(f"{root}: no image files ({', '.join(IMAGE_SUFFIXES)}) in its class folders")
+    # Headers first: what the decoded images will take is known before the first one is decoded.
+    sizes = [_image_size(file) for file in files]
+    if size is None and len(set(sizes)) > 1:
+        raise DatasetError(f"{root}: images have different sizes {sorted(set(sizes))[:3]}...; "
+                           "give --image-size to resize them")
+    pixels = len(files) * size * size if size is not None else sum(w * h for w, h in sizes)
+    check_fits(2 * 3 * pixels, f"the {len(files)} images of {root} (uint8, and a stacked copy)",
+               "give a smaller --image-size" if size is not None else "give --image-size to shrink them")
+    images = [_read_image(file, size) for file in files]
     shapes = {image.shape for image in images}
-    if len(shapes) > 1:
+    if len(shapes) > 1:  # a header that lied about the size
         raise DatasetError(f"{root}: images have different sizes {sorted(shapes)[:3]}...; "
-                           "give an image size to resize them")
+                           "give --image-size to resize them")
     return Dataset.checked(np.stack(images), np.asarray(labels), classes, str(root))

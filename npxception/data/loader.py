@@ -16,14 +16,13 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from ..preprocessing import preprocess_input
 from .augment import augment as augment_batch
 from .dataset import Dataset
 
 
 def preprocess(images: np.ndarray, dtype=np.float32) -> np.ndarray:
     """uint8 (N, H, W, 3) in 0..255 -> floats in [-1, 1]: x / 127.5 - 1 (Keras's Xception)."""
-    from ..models.xception import preprocess_input
-
     return preprocess_input(images).astype(dtype, copy=False)
 
 

@@ -15,8 +15,11 @@ anti-aliasing: coverage = clip(0.5 - d / pixel, 0, 1).
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
+from ..resources import check_fits
 from .dataset import Dataset
 
 CLASS_NAMES = ("disk", "ring", "square", "frame", "triangle", "cross", "star",
@@ -112,8 +115,13 @@ def make_shapes(count: int, size: int = 32, seed: int = 0) -> Dataset:
 
     Image i is drawn from its own generator, seeded by (seed, i), so drawing is order-independent.
     """
+    count, size = operator.index(count), operator.index(size)
     if count < 1 or size < 8:
         raise ValueError(f"make_shapes needs count >= 1 and size >= 8, got count={count}, size={size}")
+    # The images, and the float64 planes drawing one image takes (coordinates, distances, colours).
+    check_fits(count * size * size * 3 + 16 * 8 * size * size,
+               f"{count} built-in {size}x{size} images", "ask for fewer (--train-size, --val-size) or smaller "
+               "(--image-size) images")
     k = len(CLASS_NAMES)
     labels = np.random.default_rng([seed, 2**31]).permutation(np.arange(count) % k)
     images = np.empty((count, size, size, 3), dtype=np.uint8)

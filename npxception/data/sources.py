@@ -17,10 +17,11 @@ A `DataSpec` is what `npxception train` records in its checkpoint, so that `eval
 from __future__ import annotations
 
 import dataclasses
+import operator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dataset import Dataset, DatasetError, holdout_split
+from .dataset import Dataset, DatasetError, holdout_split, warn_if_one_class
 from .files import load_cifar10, load_image_folder, load_npz
 from .shapes import make_shapes
 
@@ -45,10 +46,21 @@ class DataSpec:
             raise DatasetError(f"--dataset {self.dataset} needs --data-dir")
         if self.dataset == "npz" and not self.data_path:
             raise DatasetError("--dataset npz needs --data-path (an .npz with 'images' and 'labels')")
-        for name in ("train_size", "val_size", "image_size"):
+        for name in ("train_size", "val_size", "image_size", "seed"):
             value = getattr(self, name)
-            if value is not None and value < 1:
-                raise DatasetError(f"{name.replace('_', '-')} must be >= 1, got {value}")
+            if value is None and name != "seed":
+                continue
+            flag = "--data-seed" if name == "seed" else f"--{name.replace('_', '-')}"
+            try:
+                value = operator.index(value)
+            except TypeError:
+                raise DatasetError(f"{flag} must be an integer, got {value!r}") from None
+            if value < (0 if name == "seed" else 1):
+                raise DatasetError(f"{flag} must be >= {0 if name == 'seed' else 1}, got {value}")
+            object.__setattr__(self, name, value)
+        if self.dataset == "npz" and self.image_size is not None:
+            raise DatasetError("--image-size resizes the shapes and folder datasets; an .npz is used at the "
+                               "size of its images (resize them when writing it)")
         # Absolute paths, so a checkpoint still finds its data from another working directory.
         for name in ("data_dir", "data_path"):
             value = getattr(self, name)
@@ -64,7 +76,13 @@ def _first(data: Dataset, count: int | None) -> Dataset:
 
 
 def load_split(spec: DataSpec) -> tuple[Dataset, Dataset]:
-    """(train, validation) for `spec`."""
+    """(train, validation) for `spec`; warns when the training images are all of one class."""
+    train, val = _split(spec)
+    warn_if_one_class(train, spec.data_path or spec.data_dir or spec.dataset)
+    return train, val
+
+
+def _split(spec: DataSpec) -> tuple[Dataset, Dataset]:
     if spec.dataset == "shapes":
         size = spec.image_size or SHAPES_IMAGE_SIZE
         train = make_shapes(spec.train_size or SHAPES_TRAIN_SIZE, size, spec.seed)

@@ -1,44 +1,107 @@
-"""Our own checkpoints: a state dict (plus optional JSON-able metadata) in one .npz file.
+"""Our own checkpoints: one .npz of named arrays plus a JSON header, written atomically.
 
-Writes go to a temporary file in the same folder, then `os.replace` moves it over the target in one
-step, so a crash mid-write never leaves a truncated checkpoint behind.
+Layout: "model/<key>" (every weight, with batch-norm statistics), "ema/<key>", "optimizer/<key>",
+and "__meta__", a JSON string (epoch, step, configuration, history, ...). Plain arrays and JSON,
+no pickle: a checkpoint can be opened with `np.load(path)` and read by anyone.
+
+Atomic: the file is written to "<name>.tmp" beside the target, flushed to disk, then renamed over
+it with `os.replace`, which is atomic on POSIX and Windows. A crash or Ctrl-C while saving leaves
+the previous checkpoint intact, never a half-written one. The rename itself lives in the folder's
+directory entry, so the folder is fsynced too (as databases do): without that a power cut right
+after saving can bring back the old name. This is the project's one writer of .npz files:
+`save_npz` below is a model's state dict saved as a checkpoint with one "model" group.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 
-_META = "__metadata__.json"  # a key no "layer/weight" state-dict key can take
+META = "__meta__"
 
 
-def save_npz(path, state: dict, metadata: dict | None = None) -> None:
-    """Save state (key -> array) and metadata (JSON-serialisable) atomically to `path`."""
-    path = os.fspath(path)
-    if _META in state:
-        raise ValueError(f"state dict must not use the reserved key {_META!r}")
-    arrays = {k: np.asarray(v) for k, v in state.items()}
-    arrays[_META] = np.frombuffer(json.dumps(metadata or {}).encode("utf8"), dtype=np.uint8)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read."""
+
+
+def save_checkpoint(path, groups: Mapping[str, Mapping[str, np.ndarray]], meta: dict) -> Path:
+    """Write {group: {key: array}} and `meta` to `path` atomically; returns the path."""
+    path = Path(path)
+    arrays = {f"{group}/{key}": np.asarray(value) for group, items in groups.items()
+              for key, value in items.items()}
+    arrays[META] = np.asarray(json.dumps(meta))
+    tmp = path.with_name(path.name + ".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        tmp.unlink(missing_ok=True)
         raise
+    _fsync_directory(path.parent)
+    return path
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Make a rename in `folder` durable. Windows cannot open a directory; there NTFS journals it."""
+    if os.name == "nt":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path, *, require_meta: bool = True) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """({group: {key: array}}, meta) from a file written by `save_checkpoint`.
+
+    `require_meta=False` also reads a plain .npz without the header (meta {}, keys without a
+    "/" in group ""), for state dicts written by other tools.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        path = path / "checkpoint.npz"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if META not in archive.files and require_meta:
+                raise CheckpointError(f"{path}: not an npxception checkpoint (no {META} entry)")
+            meta = json.loads(str(archive[META])) if META in archive.files else {}
+            if not isinstance(meta, dict):
+                raise CheckpointError(f"{path}: the {META} entry is not a JSON object")
+            groups: dict[str, dict[str, np.ndarray]] = {}
+            for name in archive.files:
+                if name != META:
+                    group, key = name.split("/", 1) if "/" in name else ("", name)
+                    groups.setdefault(group, {})[key] = archive[name]
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, MemoryError) as e:
+        raise CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}: {e})") from None
+    return groups, meta
+
+
+GROUP = "model"
+
+
+def save_npz(path, state: Mapping[str, np.ndarray], metadata: dict | None = None) -> Path:
+    """Save a state dict (key -> array) and JSON-able metadata atomically: a one-group checkpoint."""
+    return save_checkpoint(path, {GROUP: state}, dict(metadata or {}))
 
 
 def load_npz(path) -> tuple[dict[str, np.ndarray], dict]:
-    """(state, metadata) from a file written by save_npz (metadata {} for plain .npz files)."""
-    with np.load(os.fspath(path), allow_pickle=False) as data:
-        state = {k: data[k] for k in data.files if k != _META}
-        metadata = json.loads(data[_META].tobytes().decode("utf8")) if _META in data.files else {}
-    return state, metadata
+    """(state, metadata) from a file written by save_npz; a plain .npz of arrays gives metadata {}."""
+    groups, meta = load_checkpoint(path, require_meta=False)
+    if meta or set(groups) <= {GROUP}:
+        return dict(groups.get(GROUP, {})), meta
+    return {f"{group}/{key}" if group else key: value for group, items in groups.items()
+            for key, value in items.items()}, meta

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+import operator
 from dataclasses import dataclass
+
+import numpy as np
 
 INTERMEDIATE_ACTIVATIONS = (None, "relu", "elu")
 # The downsampling blocks, whose shortcut is a strided 1x1 conv + BN: entry flow 2-4, exit block 13.
@@ -45,19 +50,37 @@ class XceptionConfig:
     bn_momentum: float = 0.99
 
     def __post_init__(self):
-        shape = tuple(self.input_shape)
-        if len(shape) != 3 or not all(isinstance(s, int) and s >= 1 for s in shape):
+        # Every setting is checked here, once, naming it; numpy integers count as ints.
+        try:
+            shape = tuple(_index(s) for s in self.input_shape)
+        except TypeError:
+            shape = ()
+        if len(shape) != 3 or not all(s is not None and s >= 1 for s in shape):
             raise ValueError(f"input_shape must be (H, W, C) positive ints, got {self.input_shape!r}")
         object.__setattr__(self, "input_shape", shape)
-        if not self.num_classes >= 1:
-            raise ValueError(f"num_classes must be >= 1, got {self.num_classes!r}")
-        if not self.width_multiplier > 0:
-            raise ValueError(f"width_multiplier must be > 0, got {self.width_multiplier!r}")
-        if not (isinstance(self.middle_blocks, int) and 0 <= self.middle_blocks <= 8):
+        num_classes = _index(self.num_classes)
+        if num_classes is None or num_classes < 1:
+            raise ValueError(f"num_classes must be an int >= 1, got {self.num_classes!r}")
+        object.__setattr__(self, "num_classes", num_classes)
+        middle_blocks = _index(self.middle_blocks)
+        if middle_blocks is None or not 0 <= middle_blocks <= 8:
             raise ValueError(f"middle_blocks must be an int in [0, 8] (blocks 5-12), "
                              f"got {self.middle_blocks!r}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        object.__setattr__(self, "middle_blocks", middle_blocks)
+        for name, ok, expected in (
+                ("width_multiplier", lambda v: v > 0, "> 0"),
+                ("dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
+                ("bn_epsilon", lambda v: v > 0, "> 0"),
+                ("bn_momentum", lambda v: 0 <= v <= 1, "in [0, 1]")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+                    or not ok(value):
+                raise ValueError(f"{name} must be a finite number {expected}, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        for name in ("include_top", "residual", "small_input_stem"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, bool(getattr(self, name)))
         if self.intermediate_activation not in INTERMEDIATE_ACTIVATIONS:
             raise ValueError(f"intermediate_activation must be one of {INTERMEDIATE_ACTIVATIONS}, "
                              f"got {self.intermediate_activation!r}")
@@ -90,3 +113,13 @@ class XceptionConfig:
         base = cls(input_shape=(16, 16, 3), num_classes=5, width_multiplier=1 / 16,
                    middle_blocks=1, dropout=0.25, small_input_stem=True)
         return base.replace(**changes)
+
+
+def _index(value) -> int | None:
+    """An int from an int or numpy integer (not a bool, not a float); None for anything else."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None

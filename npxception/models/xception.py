@@ -28,17 +28,13 @@ from .. import nn
 from ..backends import get_backend
 from .config import SHORTCUT_BLOCKS, XceptionConfig
 from .summary import describe, format_summary
+from ..preprocessing import preprocess_input
 
 __all__ = ["SHORTCUT_BLOCKS", "Xception", "XceptionConfig", "preprocess_input"]
 
 # Paper widths (c1, c2) of the two separable convolutions of each downsampling block, in the order
 # of SHORTCUT_BLOCKS; the middle blocks keep the width of the last entry block.
 DOWNSAMPLING_WIDTHS = ((128, 128), (256, 256), (728, 728), (728, 1024))
-
-
-def preprocess_input(images) -> np.ndarray:
-    """uint8 (or any real) images in [0, 255] -> float32 in [-1, 1]: x / 127.5 - 1 (Keras's "tf" mode)."""
-    return (np.asarray(images, dtype=np.float32) / np.float32(127.5) - np.float32(1.0))
 
 
 class _Builder:

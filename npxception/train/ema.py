@@ -16,13 +16,14 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..backends import get_backend
+from .optimizers import checked_like
 
 
 class EMA:
     """Moving averages of a model's trainable weights, keyed like `model.trainable()`."""
 
     def __init__(self, backend, decay: float = 0.999):
-        if not 0 <= decay < 1:
+        if not 0 <= decay < 1:  # NaN fails this too
             raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
         self.backend = get_backend(backend)
         self.decay = float(decay)
@@ -48,8 +49,14 @@ class EMA:
         """The averaged weights as NumPy arrays, keyed like `model.state_dict()`."""
         return {key: self.backend.to_numpy(value) for key, value in self.averages.items()}
 
-    def load_state_dict(self, state: Mapping[str, np.ndarray], updates: int) -> None:
-        self.averages = {key: self.backend.to_device(np.array(value)) for key, value in state.items()}
+    def load_state_dict(self, state: Mapping[str, np.ndarray], updates: int,
+                        like: Mapping[str, np.ndarray] | None = None) -> None:
+        """Restore `state_dict()` output; with `like` (the model's state dict) every average must
+        match its weight's shape (and takes its dtype). All or nothing."""
+        if isinstance(updates, bool) or not isinstance(updates, (int, np.integer)) or updates < 0:
+            raise ValueError(f"EMA updates must be a non-negative integer, got {updates!r}")
+        averages = {key: checked_like(value, key, like, f"EMA average {key!r}") for key, value in state.items()}
+        self.averages = {key: self.backend.to_device(value) for key, value in averages.items()}
         self.updates = int(updates)
 
     @contextmanager

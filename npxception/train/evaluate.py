@@ -20,6 +20,7 @@ def evaluate(model, data: Dataset, batch_size: int = 100, label_smoothing: float
     predicted = []
     for x, labels in Loader(data, batch_size, dtype=_model_dtype(model)).epoch(0):
         logits = model.forward(be.to_device(x), False)
+        check_labels(labels, int(logits.shape[-1]), len(x), "evaluation labels")
         loss = be.softmax_cross_entropy(logits, be.to_device(labels), label_smoothing)
         loss_sum += float(be.to_numpy(loss)) * len(labels)
         scores = be.to_numpy(logits)
@@ -29,6 +30,16 @@ def evaluate(model, data: Dataset, batch_size: int = 100, label_smoothing: float
     n = len(data)
     return {"loss": loss_sum / n, "top1": top1 / n, "top5": top5 / n, "count": n,
             "confusion": confusion_matrix(np.concatenate(predicted), data.labels, data.num_classes)}
+
+
+def check_labels(labels: np.ndarray, num_classes: int, count: int, what: str = "labels") -> None:
+    """Labels must be `count` integers in [0, num_classes) before the loss kernels index logits with them."""
+    labels = np.asarray(labels)
+    if labels.shape != (count,) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{what} must be {count} integers, got dtype {labels.dtype} and shape {labels.shape}")
+    if count and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"{what} must be in [0, {num_classes}) for a model of {num_classes} classes, got "
+                         f"values in [{labels.min()}, {labels.max()}]")
 
 
 def _model_dtype(model) -> np.dtype:

@@ -62,17 +62,41 @@ class Optimizer:
                 state[f"{key}/{name}"] = self.backend.to_numpy(value)
         return state
 
-    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
-        self.steps = int(state["steps"])
-        self.slots = {}
+    def load_state_dict(self, state: Mapping[str, np.ndarray],
+                        like: Mapping[str, np.ndarray] | None = None) -> None:
+        """Restore `state_dict()` output. With `like` (the model's state dict) every slot must belong
+        to one of its weights and have that weight's shape; slots take its dtype. All or nothing."""
+        steps = np.asarray(state.get("steps", -1))
+        if steps.shape != () or not np.issubdtype(steps.dtype, np.integer) or steps < 0:
+            raise ValueError(f"optimizer state needs 'steps', a non-negative integer, got {state.get('steps')!r}")
+        slots: dict[str, dict[str, object]] = {}
         for full_key, value in state.items():
             if full_key == "steps":
                 continue
-            key, name = full_key.rsplit("/", 1)
+            key, _, name = full_key.rpartition("/")
             if name not in self.slot_names:
                 raise ValueError(f"optimizer state has slot {name!r}; {type(self).__name__} has "
                                  f"{self.slot_names}")
-            self.slots.setdefault(key, {})[name] = self.backend.to_device(np.array(value))
+            value = checked_like(value, key, like, f"optimizer slot {full_key!r}")
+            slots.setdefault(key, {})[name] = value
+        self.steps = int(steps)
+        self.slots = {key: {name: self.backend.to_device(value) for name, value in items.items()}
+                      for key, items in slots.items()}
+
+
+def checked_like(value, key: str, like: Mapping[str, np.ndarray] | None, what: str) -> np.ndarray:
+    """`value` as a contiguous array of weight `key`'s shape and dtype (as found in `like`)."""
+    value = np.asarray(value)
+    if not np.issubdtype(value.dtype, np.floating):
+        raise ValueError(f"{what} must hold floats, got dtype {value.dtype}")
+    if like is None:
+        return np.array(value)
+    if key not in like:
+        raise ValueError(f"{what} belongs to no weight of this model (no {key!r})")
+    expected = np.shape(like[key])
+    if value.shape != expected:
+        raise ValueError(f"{what} has shape {value.shape}, the weight {key!r} has {expected}")
+    return np.array(value, dtype=np.asarray(like[key]).dtype, order="C")
 
 
 class SGD(Optimizer):

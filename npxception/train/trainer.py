@@ -11,7 +11,7 @@ running sums of the epoch's training metrics. The loader's batches are a pure fu
 one and ends with bit-identical weights.
 
 Run directory: checkpoint.npz, metrics.jsonl (one line per epoch), learning_curves.png,
-confusion_matrix.png.
+confusion_matrix.png, and run.lock while a training holds it (lock.py).
 """
 
 from __future__ import annotations
@@ -23,20 +23,27 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..data import Dataset, Loader
-from .checkpoint import save_checkpoint
+from ..data import Dataset, Loader, describe_dataset
+from .checkpoint import CheckpointError, save_checkpoint
 from .clipping import clip_by_global_norm
+from .config import TrainConfig
 from .ema import EMA
-from .evaluate import evaluate
+from .evaluate import check_labels, evaluate
+from .lock import RunLock
 from .metrics import MetricsLog, topk_correct
 from .optimizers import make_optimizer
 from .plots import plot_confusion_matrix, plot_learning_curves
+from .resume import check_same_data, meta_field
 from .schedules import Schedule
+from .stop import install_stop_handlers
+
+__all__ = ["CHECKPOINT", "METRICS", "TrainConfig", "Trainer", "TrainingDiverged", "TrainingInterrupted",
+           "check_same_data"]
 
 CHECKPOINT = "checkpoint.npz"
 METRICS = "metrics.jsonl"
@@ -47,35 +54,13 @@ class TrainingDiverged(RuntimeError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C: a checkpoint of the last completed step was saved, training can be resumed."""
+    """Ctrl-C or SIGTERM: a checkpoint of the last completed step was saved, training can be resumed.
 
+    `signal` is the signal that asked for the stop (None when `Trainer.request_stop` was called)."""
 
-@dataclass
-class TrainConfig:
-    """Everything that decides the arithmetic of a run (saved in the checkpoint)."""
-
-    epochs: int = 10
-    batch_size: int = 64
-    optimizer: str = "sgd"          # sgd | nesterov | rmsprop | adam | adamw
-    lr: float = 0.045
-    momentum: float = 0.9
-    weight_decay: float = 1e-5
-    schedule: str = "step"          # step (x decay_rate every decay_epochs) | cosine | constant
-    warmup_epochs: float = 0.0
-    decay_rate: float = 0.94
-    decay_epochs: float = 2.0
-    clip_norm: float = 0.0          # 0: no clipping
-    ema_decay: float = 0.0          # 0: no Polyak averaging
-    label_smoothing: float = 0.0
-    augment: bool = True
-    seed: int = 0
-    eval_batch_size: int = 250
-
-    def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
-        if self.clip_norm < 0:
-            raise ValueError(f"clip_norm must be >= 0 (0 disables clipping), got {self.clip_norm}")
+    def __init__(self, message: str, signum: int | None = None):
+        super().__init__(message)
+        self.signal = signum
 
 
 class Trainer:
@@ -88,12 +73,21 @@ class Trainer:
 
     def __init__(self, model, train_data: Dataset, val_data: Dataset, config: TrainConfig, run_dir,
                  *, quiet: bool = False, extra_meta: dict | None = None):
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.model, self.config = model, config
         self.backend = model.backend
         self.val_data = val_data
+        classes = _model_classes(model)
+        for name, data in (("train_data", train_data), ("val_data", val_data)):
+            if classes is not None and data.num_classes > classes:
+                raise ValueError(f"{name} has {data.num_classes} classes, the model only {classes} "
+                                 "(its num_classes must cover every label)")
+        # Nothing is written before fit(): a run whose settings fail leaves no folder behind.
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = RunLock(self.run_dir)
         self.quiet, self.extra_meta = quiet, dict(extra_meta or {})
+        self.data_description = {"train": describe_dataset(train_data), "val": describe_dataset(val_data)}
         dtype = np.dtype(getattr(model, "dtype", np.float32))
         self.loader = Loader(train_data, config.batch_size, shuffle=True, augment=config.augment,
                              seed=config.seed, dtype=dtype)
@@ -107,29 +101,47 @@ class Trainer:
         self.running = _fresh_running()
         self.history: list[dict] = []
         self._stop = threading.Event()
+        self._stop_signal: int | None = None
 
     @property
     def checkpoint_path(self) -> Path:
         return self.run_dir / CHECKPOINT
 
-    def request_stop(self) -> None:
-        """Stop after the current step, save a checkpoint and raise TrainingInterrupted (Ctrl-C)."""
+    def request_stop(self, signum: int | None = None) -> None:
+        """Stop after the current step, save a checkpoint and raise TrainingInterrupted (Ctrl-C).
+
+        Safe from any thread and from a signal handler; `signum` only goes into the exception."""
+        if not self._stop.is_set():
+            self._stop_signal = signum
         self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def _on_signal(self, signum: int) -> None:
+        # Said at once: the step in progress may be compiling kernels, which can take a minute.
+        name = signal.Signals(signum).name
+        self._print(f"{name}: stopping after the current step and saving a checkpoint; "
+                    f"{'Ctrl-C' if signum == signal.SIGINT else name} again quits at once")
+        self.request_stop(signum)
 
     # ------------------------------------------------------------------ the loop
 
     def fit(self) -> list[dict]:
         """Train until `config.epochs`; returns the history (one dict per epoch)."""
-        if not self.history and self.batch == 0:  # a fresh run: no metrics of an earlier one
-            self.log.path.write_text("")
-        previous = _install_sigint(self.request_stop)
+        previous = install_stop_handlers(self._on_signal)
         try:
-            while self.epoch < self.config.epochs:
-                self._train_epoch()
-                self._end_epoch()
+            with self.lock:
+                # The metrics file may hold an epoch an earlier process finished after the checkpoint
+                # it was resumed from (or a whole earlier run): it restarts from this run's history.
+                self.log.path.write_text("".join(_json_line(h) for h in self.history))
+                while self.epoch < self.config.epochs:
+                    self._train_epoch()
+                    self._end_epoch()
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         return self.history
 
     def _train_epoch(self) -> None:
@@ -144,7 +156,7 @@ class Trainer:
                     self._save()
                     raise TrainingInterrupted(
                         f"interrupted in epoch {epoch + 1} after {self.batch} of {steps} batches; "
-                        f"checkpoint saved to {self.checkpoint_path}")
+                        f"checkpoint saved to {self.checkpoint_path}", self._stop_signal)
                 start = time.perf_counter()
                 loss, correct = self._step(x, labels, epoch + (self.batch + 1) / steps)
                 r = self.running
@@ -165,6 +177,9 @@ class Trainer:
         be, cfg, model = self.backend, self.config, self.model
         labels_dev = be.to_device(labels)
         logits = model.forward(be.to_device(x), True)
+        # The loss kernels index the logits by label: a label the model has no class for would
+        # read and write outside them. Checked here, on the host, before any kernel sees it.
+        check_labels(labels, int(logits.shape[-1]), len(x), "training labels")
         loss = float(be.to_numpy(be.softmax_cross_entropy(logits, labels_dev, cfg.label_smoothing)))
         if not math.isfinite(loss):
             kept = (f"the last good checkpoint ({self.checkpoint_path}) is kept" if self.history
@@ -199,14 +214,21 @@ class Trainer:
         self.log.write(record)
         self.epoch, self.batch, self.running = self.epoch + 1, 0, _fresh_running()
         self._save()
-        plot_learning_curves(self.history, self.run_dir / "learning_curves.png")
-        plot_confusion_matrix(val["confusion"], self.val_data.class_names,
-                              self.run_dir / "confusion_matrix.png",
-                              title=f"validation, epoch {record['epoch']}: top-1 {100 * val['top1']:.1f}%")
+        self._plot("learning_curves.png", plot_learning_curves, self.history)
+        self._plot("confusion_matrix.png", plot_confusion_matrix, val["confusion"], self.val_data.class_names,
+                   title=f"validation, epoch {record['epoch']}: top-1 {100 * val['top1']:.1f}%")
         self._print(f"epoch {record['epoch']}/{self.config.epochs}: train loss {record['train_loss']:.4f} "
                     f"acc {100 * record['train_top1']:.1f}% | val loss {val['loss']:.4f} "
                     f"top-1 {100 * val['top1']:.2f}% top-5 {100 * val['top5']:.2f}% | "
                     f"{record['images_per_sec']:.0f} img/s")
+
+    def _plot(self, name: str, draw, *args, **kwargs) -> None:
+        """A picture is a by-product: one that cannot be drawn is a warning, never a lost run."""
+        try:
+            draw(*args, self.run_dir / name, **kwargs)
+        except Exception as e:  # noqa: BLE001 - matplotlib can fail in many ways (memory, fonts, disk)
+            warnings.warn(f"{name} not drawn ({type(e).__name__}: {e}); training continues",
+                          RuntimeWarning, stacklevel=2)
 
     def evaluate(self, data: Dataset | None = None) -> dict:
         """Metrics on `data` (default: the validation set), with the EMA weights when averaging."""
@@ -237,26 +259,55 @@ class Trainer:
             "history": self.history,
             "dropout_counter": int(getattr(self.model, "dropout_counter", 0)),
             "ema_updates": self.ema.updates if self.ema is not None else 0,
+            "data_description": self.data_description,
         }
         save_checkpoint(self.checkpoint_path, groups, meta)
 
     def restore(self, groups: dict, meta: dict) -> None:
-        """Continue from a checkpoint (as `load_checkpoint` returns it) of a run with this config."""
-        saved = TrainConfig(**meta["train_config"])
+        """Continue from a checkpoint (as `load_checkpoint` returns it) of a run with this config.
+
+        Everything read is checked against what this run must have (settings, data, every array's
+        shape, counters in range) before any of it reaches a kernel; on failure nothing changes.
+        """
+        saved = TrainConfig.from_dict(meta_field(meta, "train_config", dict))
         if saved != self.config:
             raise ValueError("the checkpoint was written with different training settings: "
                              f"{_differences(saved, self.config)}")
-        self.model.load_state_dict(groups["model"])
-        self.optimizer.load_state_dict(groups["optimizer"])
-        if self.ema is not None:
-            self.ema.load_state_dict(groups.get("ema", {}), meta["ema_updates"])
+        check_same_data(meta, self.data_description)
+        steps = len(self.loader)
+        epoch = meta_field(meta, "epoch", int, 0, self.config.epochs)
+        batch = meta_field(meta, "batch", int, 0, steps - 1 if epoch < self.config.epochs else 0)
+        dropout_counter = meta_field(meta, "dropout_counter", int, 0)
+        ema_updates = meta_field(meta, "ema_updates", int, 0)
+        running = meta_field(meta, "running", dict)
+        if set(running) != set(_fresh_running()) or not all(
+                isinstance(v, (int, float)) and math.isfinite(v) for v in running.values()):
+            raise CheckpointError(f"checkpoint field 'running' must hold the numbers {sorted(_fresh_running())}, "
+                                  f"got {running!r}")
+        history = meta_field(meta, "history", list)
+        if len(history) != epoch or not all(isinstance(h, dict) for h in history):
+            raise CheckpointError(f"checkpoint field 'history' must hold one record per finished epoch "
+                                  f"({epoch}), got {len(history)}")
+        for group in ("model", "optimizer"):
+            if group not in groups:
+                raise CheckpointError(f"the checkpoint has no {group!r} arrays")
+        if self.ema is not None and ema_updates and "ema" not in groups:
+            raise CheckpointError("the checkpoint has no 'ema' arrays although it averaged the weights")
+        own, own_slots = self.model.state_dict(), self.optimizer.state_dict()
+        self.model.load_state_dict(groups["model"])  # strict: same keys, same shapes, or nothing
+        try:
+            self.optimizer.load_state_dict(groups["optimizer"], like=own)
+            if self.ema is not None:
+                self.ema.load_state_dict(groups.get("ema", {}), ema_updates, like=own)
+        except ValueError:  # all or nothing: the trainer stays as it was
+            self.model.load_state_dict(own)
+            self.optimizer.load_state_dict(own_slots)
+            raise
         if hasattr(self.model, "dropout_counter"):
-            self.model.dropout_counter = int(meta["dropout_counter"])
-        self.epoch, self.batch = int(meta["epoch"]), int(meta["batch"])
-        self.running = dict(meta["running"])
-        self.history = list(meta["history"])
-        # The metrics file may hold an epoch finished after this checkpoint's; start it afresh.
-        self.log.path.write_text("".join(_json_line(h) for h in self.history))
+            self.model.dropout_counter = dropout_counter
+        self.epoch, self.batch = epoch, batch
+        self.running = dict(running)
+        self.history = list(history)
 
 
 def _fresh_running() -> dict:
@@ -272,18 +323,8 @@ def _differences(a: TrainConfig, b: TrainConfig) -> str:
     return ", ".join(f"{name}: {x!r} (checkpoint) vs {y!r}" for name, x, y in pairs if x != y)
 
 
-def _install_sigint(handler):
-    """Route the first Ctrl-C to `handler` (a clean stop); a second one interrupts at once.
-
-    Returns the previous handler, or None where signals cannot be set (outside the main thread).
-    """
-    if threading.current_thread() is not threading.main_thread():
+def _model_classes(model) -> int | None:
+    config = getattr(model, "config", None)
+    if config is None or not getattr(config, "include_top", True):
         return None
-    previous = signal.getsignal(signal.SIGINT)
-
-    def on_sigint(signum, frame):
-        signal.signal(signal.SIGINT, previous)
-        handler()
-
-    signal.signal(signal.SIGINT, on_sigint)
-    return previous
+    return int(config.num_classes)
