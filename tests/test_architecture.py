@@ -114,7 +114,6 @@ LAYERS = {
 }
 
 
-
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
     if parts[-1] == "__init__":
