@@ -13,8 +13,8 @@ every thread's traceback and exits.
     NUMBA_ENABLE_CUDASIM=1 PYTHONPATH=. python benchmarks/gpu_check.py --sim
 
 is the dry run: every stage at tiny shapes in Numba's CUDA simulator, PyTorch on the CPU, wall-clock
-timers (its numbers mean nothing), written as gpu_check_sim.{json,md}; about 10 minutes on two
-cores, most of it the simulated training steps. `--stages ops,timings` runs a subset, `--ops
+timers (its numbers mean nothing), written as gpu_check_sim.{json,md}; 10 to 15 minutes on a quiet two-core
+machine, most of it the simulated training steps. `--stages ops,timings` runs a subset, `--ops
 depthwise` only the depthwise cases.
 
 Stages, in order, each guarded (a failure is recorded and the next stage runs):
