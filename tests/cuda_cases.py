@@ -37,7 +37,7 @@ def _normal(rng, shape, dtype):
     return rng.standard_normal(shape).astype(dtype)
 
 
-def _conv_args(x_shape, w_shape, stride, padding, dilation, *, backward, cout):
+def conv_args(x_shape, w_shape, stride, padding, dilation, *, backward, cout):
     def make(rng, dtype):
         x, w = _normal(rng, x_shape, dtype), _normal(rng, w_shape, dtype)
         st, dl = (stride, stride) if isinstance(stride, int) else stride, (dilation, dilation)
@@ -71,9 +71,9 @@ def _depthwise_cases():
     for name, xs, ws, st, pad, dil in _DEPTHWISE:
         cm = lambda w: w[2] * w[3]  # noqa: E731
         out.append(Case(f"depthwise_conv2d/{name}", "depthwise_conv2d",
-                        _conv_args(xs, ws, st, pad, dil, backward=False, cout=cm)))
+                        conv_args(xs, ws, st, pad, dil, backward=False, cout=cm)))
         out.append(Case(f"depthwise_conv2d_backward/{name}", "depthwise_conv2d_backward",
-                        _conv_args(xs, ws, st, pad, dil, backward=True, cout=cm)))
+                        conv_args(xs, ws, st, pad, dil, backward=True, cout=cm)))
     return out
 
 
@@ -82,9 +82,9 @@ def _conv_cases():
     for name, xs, ws, st, pad, dil in _CONV:
         co = lambda w: w[3]  # noqa: E731
         out.append(Case(f"conv2d/{name}", "conv2d",
-                        _conv_args(xs, ws, st, pad, dil, backward=False, cout=co)))
+                        conv_args(xs, ws, st, pad, dil, backward=False, cout=co)))
         out.append(Case(f"conv2d_backward/{name}", "conv2d_backward",
-                        _conv_args(xs, ws, st, pad, dil, backward=True, cout=co)))
+                        conv_args(xs, ws, st, pad, dil, backward=True, cout=co)))
     return out
 
 
@@ -136,7 +136,7 @@ def _activation_x(rng, dtype):
     return x
 
 
-def _pool(pool, stride, padding, ties=False, backward=False, shape=(1, 9, 10, 40)):
+def pool_args(pool, stride, padding, ties=False, backward=False, shape=(1, 9, 10, 40)):
     def make(rng, dtype):
         x = rng.integers(0, 3, shape).astype(dtype) if ties else _normal(rng, shape, dtype)
         st = (stride, stride)
@@ -224,13 +224,13 @@ CASES: list[Case] = [
     Case("elu", "elu", lambda rng, dt: (_activation_x(rng, dt), 0.7)),
     Case("elu_backward", "elu_backward",
          lambda rng, dt: (_normal(rng, (3, 5, 7, 11), dt), _activation_x(rng, dt), 0.7)),
-    Case("max_pool2d/3s2_same", "max_pool2d", _pool(3, 2, "same")),
-    Case("max_pool2d/2s2_valid_ties", "max_pool2d", _pool(2, 2, "valid", ties=True, shape=(2, 5, 6, 8))),
-    Case("max_pool2d_backward/3s2_same", "max_pool2d_backward", _pool(3, 2, "same", backward=True)),
+    Case("max_pool2d/3s2_same", "max_pool2d", pool_args(3, 2, "same")),
+    Case("max_pool2d/2s2_valid_ties", "max_pool2d", pool_args(2, 2, "valid", ties=True, shape=(2, 5, 6, 8))),
+    Case("max_pool2d_backward/3s2_same", "max_pool2d_backward", pool_args(3, 2, "same", backward=True)),
     Case("max_pool2d_backward/3s2_same_ties", "max_pool2d_backward",
-         _pool(3, 2, "same", ties=True, backward=True)),
+         pool_args(3, 2, "same", ties=True, backward=True)),
     Case("max_pool2d_backward/2s1_valid", "max_pool2d_backward",
-         _pool(2, 1, "valid", backward=True, shape=(2, 5, 6, 8))),
+         pool_args(2, 1, "valid", backward=True, shape=(2, 5, 6, 8))),
     Case("global_avg_pool2d", "global_avg_pool2d",
          lambda rng, dt: (_normal(rng, (2, 3, 2, 300), dt),)),
     Case("global_avg_pool2d_backward", "global_avg_pool2d_backward",
@@ -259,9 +259,21 @@ CASES: list[Case] = [
 ]
 
 
-def run(backend, case: Case, dtype) -> list:
-    """Call `case` on `backend` with fresh copies of its arguments; results as NumPy arrays."""
-    args = case.make_args(_rng(case.name, dtype), dtype)
+def case_args(case: Case, dtype) -> tuple:
+    """The arguments `run` passes for `case` drawn in `dtype` (the same every time)."""
+    return case.make_args(_rng(case.name, dtype), dtype)
+
+
+def run(backend, case: Case, dtype, compute_dtype=None) -> list:
+    """Call `case` on `backend` with fresh copies of its arguments; results as NumPy arrays.
+
+    With `compute_dtype`, the arguments drawn in `dtype` have their float arrays cast to it first:
+    a float64 reference on exactly the inputs that a float32 run sees.
+    """
+    args = case_args(case, dtype)
+    if compute_dtype is not None:
+        args = tuple(a.astype(compute_dtype) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
+                     for a in args)
     moved = [backend.to_device(a.copy()) if isinstance(a, np.ndarray) else a for a in args]
     out = getattr(backend, case.fn)(*moved)
     if case.in_place:
