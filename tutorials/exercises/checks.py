@@ -16,13 +16,15 @@ import numpy as np
 from npxception import ops
 
 
-def report(name: str, error: float, target: float) -> float:
-    """Print `name`'s error against its target; raise AssertionError when it misses the target."""
+def report(name: str, error: float, target: float) -> None:
+    """Print `name`'s error against its target; raise AssertionError when it misses the target.
+
+    Returns nothing, so that a check as the last line of a notebook cell prints only its line.
+    """
     ok = bool(error <= target)
     print(f"{name}: error {error:.1e} (target <= {target:.0e}): {'ok' if ok else 'TOO LARGE'}")
     if not ok:
         raise AssertionError(f"{name}: error {error:.3g} is above the target {target:.0e}")
-    return error
 
 
 def max_abs(a, b) -> float:
@@ -37,25 +39,25 @@ def max_rel(a, b) -> float:
 
 
 # --------------------------------------------------------------------------- notebook 1
-def check_cost_ratio(cost_ratio) -> float:
+def check_cost_ratio(cost_ratio) -> None:
     # The closed form M / Cout + M / k^2, against the student's count of weights.
     error = 0.0
     for k, c_in, c_out, m in [(3, 64, 128, 1), (3, 728, 728, 1), (5, 32, 64, 2), (7, 16, 48, 3), (1, 8, 8, 1)]:
         error = max(error, abs(cost_ratio(k, c_in, c_out, m) - (m / c_out + m / k**2)))
-    return report("cost_ratio", error, 1e-12)
+    report("cost_ratio", error, 1e-12)
 
 
-def check_depthwise_strided(depthwise_strided) -> float:
+def check_depthwise_strided(depthwise_strided) -> None:
     rng = np.random.default_rng(11)
     error = 0.0
     for shape, k, m, s in [((2, 9, 10, 3), 3, 1, 2), ((1, 11, 8, 2), 3, 2, 3), ((2, 7, 7, 4), 5, 1, 1),
                            ((1, 8, 9, 2), 2, 3, 2)]:
         x, w = rng.standard_normal(shape), rng.standard_normal((k, k, shape[3], m))
         error = max(error, max_abs(depthwise_strided(x, w, s), ops.depthwise_conv2d(x, w, stride=s)))
-    return report("depthwise_strided", error, 1e-12)
+    report("depthwise_strided", error, 1e-12)
 
 
-def check_separable_kernel(separable_kernel) -> float:
+def check_separable_kernel(separable_kernel) -> None:
     rng = np.random.default_rng(12)
     error = 0.0
     for c_in, m, c_out in [(4, 1, 6), (3, 2, 5), (2, 3, 7)]:
@@ -67,11 +69,11 @@ def check_separable_kernel(separable_kernel) -> float:
             rank = np.linalg.matrix_rank(np.asarray(kernel)[:, :, c, :].reshape(9, c_out))
             if rank > m:
                 raise AssertionError(f"separable_kernel: channel {c} has rank {rank} > M = {m}")
-    return report("separable_kernel", error, 1e-12)
+    report("separable_kernel", error, 1e-12)
 
 
 # --------------------------------------------------------------------------- notebook 2
-def check_depthwise_backward_strided(depthwise_backward_strided) -> float:
+def check_depthwise_backward_strided(depthwise_backward_strided) -> None:
     rng = np.random.default_rng(21)
     error = 0.0
     for shape, k, m, s in [((2, 9, 8, 3), 3, 1, 2), ((1, 10, 11, 2), 3, 2, 3), ((2, 7, 6, 2), 3, 1, 1)]:
@@ -80,10 +82,10 @@ def check_depthwise_backward_strided(depthwise_backward_strided) -> float:
         mine = depthwise_backward_strided(dy, x, w, s)
         theirs = ops.depthwise_conv2d_backward(dy, x, w, stride=s)
         error = max(error, max_abs(mine[0], theirs[0]), max_abs(mine[1], theirs[1]))
-    return report("depthwise_backward_strided (dx and dw)", error, 1e-12)
+    report("depthwise_backward_strided (dx and dw)", error, 1e-12)
 
 
-def check_batch_norm_backward(batch_norm_backward_train) -> float:
+def check_batch_norm_backward(batch_norm_backward_train) -> None:
     rng = np.random.default_rng(22)
     error = 0.0
     for shape in [(4, 3, 3, 2), (2, 5, 4, 3)]:
@@ -94,17 +96,17 @@ def check_batch_norm_backward(batch_norm_backward_train) -> float:
         theirs = ops.batch_norm_backward(dy, x, gamma, beta, np.zeros(c), np.ones(c), training=True,
                                          epsilon=1e-3)
         error = max(error, *(max_abs(a, b) for a, b in zip(mine, theirs)))
-    return report("batch_norm_backward_train (dx, dgamma, dbeta)", error, 1e-12)
+    report("batch_norm_backward_train (dx, dgamma, dbeta)", error, 1e-12)
 
 
-def check_softmax_cross_entropy_backward(softmax_cross_entropy_backward) -> float:
+def check_softmax_cross_entropy_backward(softmax_cross_entropy_backward) -> None:
     rng = np.random.default_rng(23)
     logits = rng.standard_normal((6, 5)) * 3
     logits[0] += 800.0  # a naive exp overflows here
     labels = rng.integers(0, 5, 6)
     mine = softmax_cross_entropy_backward(logits.copy(), labels)
     error = max_abs(mine, ops.softmax_cross_entropy_backward(1.0, logits, labels))
-    return report("softmax_cross_entropy_backward", error, 1e-15)
+    report("softmax_cross_entropy_backward", error, 1e-15)
 
 
 # --------------------------------------------------------------------------- notebook 3
@@ -122,7 +124,7 @@ def _with_threads(fn, counts):
     return results
 
 
-def check_input_grad_gather(input_grad_gather) -> float:
+def check_input_grad_gather(input_grad_gather) -> None:
     rng = np.random.default_rng(31)
     x, w = rng.standard_normal((3, 9, 8, 5)), rng.standard_normal((3, 3, 5, 1))
     dy = rng.standard_normal(ops.depthwise_conv2d(x, w).shape)
@@ -130,10 +132,10 @@ def check_input_grad_gather(input_grad_gather) -> float:
     one, many = _with_threads(lambda: input_grad_gather(dy, w, x.shape[1], x.shape[2]), (1, 64))
     if not np.array_equal(one, many):
         raise AssertionError("input_grad_gather: 1 thread and all threads give different bits")
-    return report("input_grad_gather", max_abs(many, expected), 1e-12)
+    report("input_grad_gather", max_abs(many, expected), 1e-12)
 
 
-def check_filter_grad_by_channel(filter_grad_by_channel) -> float:
+def check_filter_grad_by_channel(filter_grad_by_channel) -> None:
     rng = np.random.default_rng(32)
     x, w = rng.standard_normal((4, 12, 11, 6)), rng.standard_normal((3, 3, 6, 1))
     dy = rng.standard_normal(ops.depthwise_conv2d(x, w).shape)
@@ -141,30 +143,30 @@ def check_filter_grad_by_channel(filter_grad_by_channel) -> float:
     runs = _with_threads(lambda: filter_grad_by_channel(dy, x, 3, 3), (1, 64, 64, 64))
     if not all(np.array_equal(r, runs[0]) for r in runs):
         raise AssertionError("filter_grad_by_channel: repeated runs give different bits")
-    return report("filter_grad_by_channel", max_rel(runs[-1], expected), 1e-12)
+    report("filter_grad_by_channel", max_rel(runs[-1], expected), 1e-12)
 
 
 # --------------------------------------------------------------------------- notebook 4
-def check_axpy(axpy) -> float:
+def check_axpy(axpy) -> None:
     rng = np.random.default_rng(41)
     error = 0.0
     for n, blocks, threads in [(1000, 2, 32), (37, 4, 16), (5, 1, 8)]:  # fewer threads than elements
         x, y = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
         error = max(error, max_rel(axpy(2.5, x, y, blocks, threads), 2.5 * x.astype(np.float64) + y))
-    return report("axpy (grid-stride loop)", error, 1e-6)
+    report("axpy (grid-stride loop)", error, 1e-6)
 
 
-def check_filter_grad_cuda(filter_grad_cuda) -> float:
+def check_filter_grad_cuda(filter_grad_cuda) -> None:
     rng = np.random.default_rng(42)
     x = rng.standard_normal((2, 7, 6, 3)).astype(np.float32)
     w = np.zeros((3, 3, 3, 1))
     dy = rng.standard_normal((2, 5, 4, 3)).astype(np.float32)
     expected = ops.depthwise_conv2d_backward(dy.astype(np.float64), x.astype(np.float64), w)[1][..., 0]
-    return report("filter_grad_cuda (float32)", max_rel(filter_grad_cuda(x, dy, 3, 3), expected), 1e-5)
+    report("filter_grad_cuda (float32)", max_rel(filter_grad_cuda(x, dy, 3, 3), expected), 1e-5)
 
 
 # --------------------------------------------------------------------------- notebook 5
-def check_same_padding(same_padding) -> float:
+def check_same_padding(same_padding) -> None:
     # A "same" max pool equals a "valid" max pool of the input padded with -inf by your amounts.
     rng = np.random.default_rng(51)
     wrong = 0
@@ -177,10 +179,10 @@ def check_same_padding(same_padding) -> float:
                 ours = ops.max_pool2d(padded, pool_size=k, stride=s, padding="valid")
                 theirs = ops.max_pool2d(x, pool_size=k, stride=s, padding="same")
                 wrong += ours.shape != theirs.shape or not np.array_equal(ours, theirs)
-    return report("same_padding (cases that differ from 'same')", wrong, 0)
+    report("same_padding (cases that differ from 'same')", wrong, 0)
 
 
-def check_xception_params(xception_params) -> float:
+def check_xception_params(xception_params) -> None:
     from npxception import Xception, XceptionConfig
 
     wrong = 0
@@ -191,11 +193,11 @@ def check_xception_params(xception_params) -> float:
         got = xception_params(m, blocks, classes)
         print(f"  width x{m}, {blocks} middle blocks, {classes} classes: {got:,} (model: {expected:,})")
         wrong += got != expected
-    return report("xception_params (configurations that differ)", wrong, 0)
+    report("xception_params (configurations that differ)", wrong, 0)
 
 
 # --------------------------------------------------------------------------- notebook 6
-def check_sgd_step(sgd_step) -> float:
+def check_sgd_step(sgd_step) -> None:
     from npxception.train import SGD
 
     rng = np.random.default_rng(61)
@@ -205,10 +207,10 @@ def check_sgd_step(sgd_step) -> float:
         g = rng.standard_normal((4, 3))
         sgd_step(p, g, v, 0.1, 0.9, 1e-2)
         reference.step({"layer/kernel": (p_ref, g.copy())}, 0.1)
-    return report("sgd_step (after 3 steps)", max_abs(p, p_ref), 1e-14)
+    report("sgd_step (after 3 steps)", max_abs(p, p_ref), 1e-14)
 
 
-def check_ema_step(ema_step) -> float:
+def check_ema_step(ema_step) -> None:
     from npxception.train import EMA
 
     rng = np.random.default_rng(62)
@@ -221,10 +223,10 @@ def check_ema_step(ema_step) -> float:
         else:
             ema_step(average, p, updates, 0.99)
         error = max(error, max_abs(average, reference.state_dict()["layer/kernel"]))
-    return report("ema_step (30 updates)", error, 1e-14)
+    report("ema_step (30 updates)", error, 1e-14)
 
 
-def check_training_step(training_step) -> float:
+def check_training_step(training_step) -> None:
     # Two identical float64 models: one stepped by your function, one by the project's SGD.
     from npxception import Xception, XceptionConfig
     from npxception.train import SGD
@@ -247,15 +249,15 @@ def check_training_step(training_step) -> float:
     ours, theirs = mine.state_dict(), ref.state_dict()
     weight_error = max(max_abs(ours[k], theirs[k]) for k in theirs)
     report("training_step: loss", loss_error, 1e-12)
-    return report("training_step: every weight after 2 steps", weight_error, 1e-12)
+    report("training_step: every weight after 2 steps", weight_error, 1e-12)
 
 
 # --------------------------------------------------------------------------- notebook 7
-def check_seed_band(seed_band) -> float:
+def check_seed_band(seed_band) -> None:
     runs = np.random.default_rng(71).standard_normal((3, 5))
     mean, std = seed_band(runs)
     error = max(max_abs(mean, runs.mean(axis=0)), max_abs(std, runs.std(axis=0, ddof=1)))
-    return report("seed_band (mean, std with ddof=1)", error, 1e-14)
+    report("seed_band (mean, std with ddof=1)", error, 1e-14)
 
 
 def _brute_force_p(a, b) -> float:
@@ -271,7 +273,7 @@ def _brute_force_p(a, b) -> float:
     return hits / len(splits)
 
 
-def check_permutation_p_value(permutation_p_value) -> float:
+def check_permutation_p_value(permutation_p_value) -> None:
     rng = np.random.default_rng(72)
     cases = [([3.0, 4.0, 5.0], [0.0, 1.0, 2.0]), ([0.0, 1.0, 2.0], [3.0, 4.0, 5.0]),
              ([1.0, 1.0, 1.0], [1.0, 1.0, 1.0]), ([2.0, 5.0, 3.0, 9.0], [4.0, 1.0, 0.5])]
@@ -279,4 +281,4 @@ def check_permutation_p_value(permutation_p_value) -> float:
     error = max(abs(permutation_p_value(a, b) - _brute_force_p(a, b)) for a, b in cases)
     if not math.isclose(permutation_p_value([3.0, 4.0, 5.0], [0.0, 1.0, 2.0]), 1 / 20):
         raise AssertionError("permutation_p_value: 3 runs each, all of a above all of b, must give 1/20")
-    return report("permutation_p_value", error, 1e-12)
+    report("permutation_p_value", error, 1e-12)

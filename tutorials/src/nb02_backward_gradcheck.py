@@ -192,7 +192,7 @@ $$
 reporting the worst relative error $|a - n| / \max(|a|, |n|)$. In float64 a correct backward pass
 gives errors far below the default tolerance of $10^{-6}$: typically between $10^{-11}$ and
 $10^{-7}$, since the finite difference itself is only that accurate (the cells below show values
-up to a few times $10^{-8}$). A wrong one gives errors of order $10^{-2}$ to 1. Our hand-written
+up to $1.5 \times 10^{-8}$). A wrong one gives errors of order $10^{-2}$ to 1. Our hand-written
 functions first, on the shapes they support:
 """),
     code(r"""

@@ -30,8 +30,8 @@ variant trains with **3 new seeds**, and the verdicts use a test that means some
 per side. This is not ImageNet: a small, easy dataset, short runs, few seeds. Whatever comes out
 says what happens *at this scale*.
 
-**Runtime:** measured 0 s (about 0 minutes) on 2 CPU cores, 24 training runs of about
-15 seconds each (fast mode: a tiny model on 64 images, one epoch, one learning rate, two seeds, about 25 s).
+**Runtime:** measured RUNTIME_07 on 2 CPU cores for 24 training runs, each printing one line
+when it ends (fast mode: a tiny model on 64 images, one epoch, one learning rate, two seeds, about 25 s).
 """),
     code(r"""
 import contextlib
