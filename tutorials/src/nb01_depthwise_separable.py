@@ -26,9 +26,9 @@ You will learn:
 Three "your turn" exercises ask you to write code, each followed by a check against the
 project's implementation; the notebook ends with more exercises to think and code through.
 
-**Runtime:** measured RUNTIME_01 on 2 CPU cores (fast mode, `NPXCEPTION_FAST=1`, which the test
-suite uses, shrinks the photograph and the timing runs). Nothing is downloaded: the photograph
-ships with matplotlib.
+**Runtime:** measured 35 s on 2 CPU cores of a busy shared machine (fast mode,
+`NPXCEPTION_FAST=1`, which the test suite uses, shrinks the photograph and the timing runs).
+Nothing is downloaded: the photograph ships with matplotlib.
 """),
     code(r"""
 import os

@@ -26,10 +26,10 @@ You will see:
 Two "your turn" exercises ask for parallel kernels of your own (the gather-style input gradient,
 a race-free filter gradient), checked against `npxception.ops` and for bitwise determinism.
 
-**Runtime:** measured RUNTIME_03 on 2 CPU cores, a good part of it compiling (fast mode: about
-20 s). Compiled functions are cached on disk (`cache=True`), so a second run skips the compiling.
-Timings depend on the machine and on what else runs on it; every number below is measured when the
-notebook runs.
+**Runtime:** measured 3.0 minutes on 2 CPU cores of a busy shared machine, a good part of it
+compiling (fast mode: about 20 s). Compiled functions are cached on disk (`cache=True`), so a
+second run skips the compiling. Timings depend on the machine and on what else runs on it; every
+number below is measured when the notebook runs.
 """),
     code(r"""
 import os

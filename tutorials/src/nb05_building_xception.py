@@ -23,9 +23,9 @@ channels, a **middle flow** of eight identical residual blocks, and an **exit fl
 Two "your turn" exercises (TensorFlow's padding rule, the parameter count of a scaled network) are
 checked against the model itself; more exercises close the notebook.
 
-**Runtime:** measured RUNTIME_05 on 2 CPU cores, most of it importing and running Keras (fast
-mode: about 15 s, at the smallest input Keras accepts, 71x71). Nothing is downloaded: the Keras
-model gets random weights.
+**Runtime:** measured 6.8 minutes on 2 CPU cores of a busy shared machine, most of it importing
+and running Keras (fast mode: about 15 s, at the smallest input Keras accepts, 71x71). Nothing is
+downloaded: the Keras model gets random weights.
 """),
     code(r"""
 import os

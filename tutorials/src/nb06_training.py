@@ -29,8 +29,9 @@ The data is `npxception`'s built-in dataset: ten classes of procedurally drawn s
 It is generated on the fly, the same on every machine, so nothing is downloaded. (The same code
 trains on CIFAR-10 with `npxception.data.load_cifar10` once you have the files.)
 
-**Runtime:** measured RUNTIME_06 on 2 CPU cores, almost all of it training (fast mode: a 16x16
-model a sixteenth of the width, 160 images, one epoch, about 10 s).
+**Runtime:** about 2.5 minutes on 2 CPU cores, almost all of it training (measured before the
+exercises were added, which take seconds) (fast mode: a 16x16 model a sixteenth of the width, 160
+images, one epoch, about 10 s).
 """),
     code(r"""
 import os
