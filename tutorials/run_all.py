@@ -5,7 +5,8 @@
     python tutorials/run_all.py 03 05      # only the notebooks whose names start with 03 or 05
 
 The kernel is always this interpreter's own ipykernel (whatever kernel specs are installed), with
-the repository root on PYTHONPATH, so the notebooks import the working tree's `npxception`.
+the repository root and this folder on PYTHONPATH, so the notebooks import the working tree's
+`npxception` and the exercise checks in `exercises/`.
 Figures for the README (`tutorials/figures/*.png`) are written by full runs only.
 """
 
@@ -42,7 +43,8 @@ def execute(path: Path, *, fast: bool, cwd: Path, timeout: int = 1200) -> nbform
     nb = nbformat.read(path, as_version=4)
     env = dict(os.environ)
     env["NPXCEPTION_FAST"] = "1" if fast else "0"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    # The repository root for `npxception`, this folder for `exercises` and `solutions`.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), str(HERE), env.get("PYTHONPATH")]))
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # images in the outputs
     # No kernel directories: the spec manager then offers only the running interpreter's own
     # ipykernel as "python3", never a stale user-level kernel for another Python.

@@ -1,6 +1,6 @@
 """Notebook 1: from a regular convolution to a depthwise separable one."""
 
-from cells import code, md
+from cells import code, exercise, md
 
 FILENAME = "01_depthwise_separable_convolution.ipynb"
 
@@ -8,10 +8,11 @@ CELLS = [
     md(r"""
 # 1. From convolution to depthwise separable convolution
 
-Xception (Chollet, CVPR 2017) is built almost entirely from one layer: the **depthwise separable
-convolution**. This notebook builds that layer from scratch, three times over: with plain Python
-loops (to see every index), with vectorized NumPy (to see why it can be fast), and through
-`npxception.ops` (the project's checked implementation). Then it counts what the layer saves, and
+Xception (François Chollet, "Xception: Deep Learning with Depthwise Separable Convolutions", CVPR
+2017, [arXiv 1610.02357](https://arxiv.org/abs/1610.02357)) is built almost entirely from one layer:
+the **depthwise separable convolution**. This notebook builds that layer from scratch, three times
+over: with plain Python loops (to see every index), with vectorized NumPy (to see why it can be
+fast), and through `npxception.ops` (the project's checked implementation). Then it counts what the layer saves, and
 runs it on a real photograph to see what its two halves do.
 
 You will learn:
@@ -22,9 +23,12 @@ You will learn:
 * the parameter and multiply-add arithmetic, worked out for every separable layer of Xception;
 * that a separable convolution is exactly a regular convolution with a *factorized* kernel.
 
-**Runtime:** about 5 seconds on a laptop CPU (the test suite's fast mode, `NPXCEPTION_FAST=1`,
-shrinks the photograph and the timing runs). Nothing is downloaded: the photograph ships with
-matplotlib.
+Three "your turn" exercises ask you to write code, each followed by a check against the
+project's implementation; the notebook ends with more exercises to think and code through.
+
+**Runtime:** measured 35 s on 2 CPU cores of a busy shared machine (fast mode,
+`NPXCEPTION_FAST=1`, which the test suite uses, shrinks the photograph and the timing runs).
+Nothing is downloaded: the photograph ships with matplotlib.
 """),
     code(r"""
 import os
@@ -102,12 +106,13 @@ print("max |loops - ops.conv2d| =", np.abs(y_loops - y_ops).max())
 A regular convolution has to learn two things with one kernel: **spatial** correlations (edges,
 textures: how neighbouring pixels relate) and **cross-channel** correlations (how features at one
 pixel relate). The Inception modules (Szegedy et al.) first map the input into a few smaller spaces
-with 1x1 convolutions and then look at space inside each of them, separately. Chollet's hypothesis
-is that this works *because* the two kinds of correlation are decoupled enough to be learned
-separately.
+with 1x1 convolutions and then look at space inside each of them, separately. The paper reads this
+design as a hypothesis, the **Inception hypothesis**: cross-channel and spatial correlations are
+*sufficiently decoupled* that it is better not to map them jointly.
 
-Take it to the extreme: one 1x1 convolution mixes channels, and then every single output channel
-gets its own spatial filter, with no channel mixing at all. That is (up to the order of the two
+Xception makes a stronger hypothesis: the two mappings can be **entirely decoupled**. Take the
+Inception module to the extreme: one 1x1 convolution mixes channels, and then every single output
+channel gets its own spatial filter, with no channel mixing at all. That is (up to the order of the two
 steps) a **depthwise separable convolution**:
 
 1. **depthwise**: a $k \times k$ filter per input channel, no sum over channels;
@@ -213,6 +218,22 @@ for name, fn in [("loops", depthwise_loops), ("taps", depthwise_taps), ("einsum"
           f"{np.abs(fn(x, w) - reference).max():.1e}")
 """),
     md(r"""
+### Your turn: a strided depthwise convolution
+
+Xception's downsampling happens in max pools and strided 1x1 shortcuts, but strided depthwise
+convolutions are everywhere in its descendants (MobileNets). With stride $s$, output $(i, j)$
+reads the window starting at input $(i s, j s)$, so $H_o = \lfloor (H - k_h) / s \rfloor + 1$.
+Write `depthwise_strided` with the tap loop of `depthwise_taps`: for tap $(p, q)$ the pixels
+read by all outputs are a *strided* slice of the input. Target: a difference from
+`ops.depthwise_conv2d(x, w, stride=s)` of at most $10^{-12}$ (float64 rounding).
+"""),
+    exercise("nb01", "depthwise_strided"),
+    code(r"""
+from exercises.checks import check_cost_ratio, check_depthwise_strided, check_separable_kernel
+
+check_depthwise_strided(depthwise_strided)
+"""),
+    md(r"""
 How much do the two tricks buy? The loops get a small image; the vectorized versions a batch
 that resembles a real layer.
 """),
@@ -281,8 +302,8 @@ So a separable convolution **is** a regular convolution, with the kernel $K$. It
 $M = 1$, every slice $K[:, :, c, o]$ is the same spatial pattern $d[:, :, c, 0]$ times a scalar
 $P[c, o]$. The cell checks the identity numerically, then measures that constraint: for each
 input channel, stack the `Cout` spatial patterns into a $(k_h k_w) \times C_\text{out}$ matrix and
-look at its singular values. A separable kernel gives rank $M$; a random regular kernel has full
-rank.
+look at its singular values. A separable kernel gives rank at most $M$ (every column is a
+multiple of one of the $M$ patterns $d[:, :, c, m]$); a random regular kernel has full rank.
 """),
     code(r"""
 c_in, mult, c_out = 4, 1, 6
@@ -308,6 +329,18 @@ random_K = rng.standard_normal(K.shape)
 np.set_printoptions(precision=3, suppress=True)
 print("singular values, separable K, channel 0:", spatial_rank_spectrum(K, 0))
 print("singular values, random K,    channel 0:", spatial_rank_spectrum(random_K, 0))
+"""),
+    md(r"""
+### Your turn: the regular kernel of a separable convolution, for any depth multiplier
+
+Write `separable_kernel(depthwise, pointwise)`, returning the $K$ of the formula above for a
+depth multiplier $M \ge 1$ (the pointwise kernel's row $cM + m$ belongs to input channel $c$,
+filter $m$). The check compares `ops.conv2d(x, K)` with `ops.separable_conv2d` for $M$ = 1, 2
+and 3 (target $10^{-12}$), and verifies that every channel's pattern matrix has rank at most $M$.
+"""),
+    exercise("nb01", "separable_kernel"),
+    code(r"""
+check_separable_kernel(separable_kernel)
 """),
     md(r"""
 ## 1.6 Parameters and multiply-adds
@@ -379,6 +412,22 @@ ax.set_title("Cost of a separable convolution relative to a regular one")
 ax.legend()
 plt.tight_layout()
 plt.show()
+"""),
+    md(r"""
+### Your turn: the cost ratio with a depth multiplier
+
+The table assumed $M = 1$. With a depth multiplier $M$ the depthwise step has $k^2 C_\text{in} M$
+weights and produces $C_\text{in} M$ channels for the pointwise step. Write `cost_ratio(k, c_in,
+c_out, multiplier)`, the separable layer's weights (equivalently, multiply-adds) divided by the
+regular layer's, by counting the weights of each kernel. Then simplify it on paper: the check
+compares your count with the closed form (target $10^{-12}$). For which $M$ does the separable
+layer stop being cheaper than a regular one with $k = 3$ and $C_\text{out} = 728$?
+"""),
+    exercise("nb01", "cost_ratio"),
+    code(r"""
+check_cost_ratio(cost_ratio)
+print(f"k = 3, Cin = Cout = 728: M = 1 costs {cost_ratio(3, 728, 728, 1):.3f} of a regular layer, "
+      f"M = 8 costs {cost_ratio(3, 728, 728, 8):.3f}")
 """),
     md(r"""
 The saving is real but not free: the separable layer can only represent the factorized kernels of
@@ -482,6 +531,23 @@ descent, and the next notebook derives the gradients it needs.
   $1/C_\text{out} + 1/k^2$ of the parameters and multiply-adds.
 * Vectorizing is about loop order: loop over the few kernel taps, and let NumPy sweep pixels and
   channels.
+
+## Exercises
+
+1. A regular 3x3 convolution from 256 to 256 channels on a 37x37 map: how many multiply-adds?
+   And the separable one? Check your answers against the table in 1.6.
+2. Show that with $M$ depthwise filters per channel the ratio is $M / C_\text{out} + M / k^2$, and
+   find the largest $M$ for which a 3x3 separable layer from 728 to 728 channels is still cheaper
+   than a regular one.
+3. The "extreme Inception" module does the 1x1 convolution first and the spatial filters second.
+   Write that order with `ops.pointwise_conv2d` and `ops.depthwise_conv2d`, and show with a
+   rank argument like the one in 1.5 which kernels $K$ it can represent.
+4. `sliding_window_view` returned a view, not a copy. How many bytes does the 6-D view of an
+   8x64x64x64 float32 batch occupy, and how many would a copy need (`windows.nbytes` versus
+   `windows.base.nbytes`)?
+5. (A small project) Replace the hand-made filters of 1.7 by the first depthwise filters of a
+   trained Keras Xception (`keras.applications.Xception(weights="imagenet")`, a download), and
+   show their outputs on the photograph.
 """),
     code(r"""
 print(f"notebook runtime: {time.perf_counter() - T0:.1f} s" + (" (fast mode)" if FAST else ""))

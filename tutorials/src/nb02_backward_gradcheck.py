@@ -1,6 +1,6 @@
 """Notebook 2: backward passes by hand, and how to check them without fooling yourself."""
 
-from cells import code, md
+from cells import code, exercise, md
 
 FILENAME = "02_backward_passes_and_gradient_checking.ipynb"
 
@@ -15,7 +15,11 @@ convolution, writes them with loops and vectorized, and then checks them numeric
 `npxception.gradcheck`. Half of the notebook is about the ways a gradient check can *pass while
 the code is wrong*; each trap is shown failing, not just described.
 
-**Runtime:** about 5 seconds on a laptop CPU (the same in fast mode: every array here is tiny).
+Three "your turn" exercises (the strided depthwise backward pass, batch normalization's backward
+pass, the loss gradient) are checked against `npxception.ops`; more exercises close the notebook.
+
+**Runtime:** measured 9 s on 2 CPU cores of a busy shared machine (fast mode is the same: every
+array here is tiny).
 """),
     code(r"""
 import os
@@ -25,7 +29,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from npxception import gradcheck, ops
-from npxception.opcheck import check_all_ops, format_table
 
 FAST = os.environ.get("NPXCEPTION_FAST") == "1"  # the test suite's quick mode
 T0 = time.perf_counter()
@@ -134,6 +137,30 @@ for label, fn in [("loops", depthwise_backward_loops), ("taps", depthwise_backwa
     print(f"{label:>5}: max |dx - ops| = {errors[0]:.1e}, max |dw - ops| = {errors[1]:.1e}")
 """),
     md(r"""
+### Your turn: the stride-2 backward pass
+
+Xception's stride-2 layers are pools and shortcuts, but the derivation is the same for any
+strided layer. With stride $s$, output $(i, j)$ read input $(is + p,\, js + q)$ at tap $(p, q)$:
+
+$$
+dw[p,q,c,m] = \sum_{n,i,j} x[n,\, is+p,\, js+q,\, c]\; dy[n,i,j,cM+m],
+\qquad
+dx[n,\, is+p,\, js+q,\, c] \mathrel{+}= \sum_m w[p,q,c,m]\; dy[n,i,j,cM+m].
+$$
+
+Write `depthwise_backward_strided` with the tap loop of `depthwise_backward_taps`; the window of
+tap $(p, q)$ becomes a strided slice. Inputs that no window reads (the last rows when
+$(H - k_h)$ is not a multiple of $s$) must get a zero gradient. Target: $10^{-12}$ against
+`ops.depthwise_conv2d_backward(..., stride=s)`.
+"""),
+    exercise("nb02", "depthwise_backward_strided"),
+    code(r"""
+from exercises.checks import (check_batch_norm_backward, check_depthwise_backward_strided,
+                              check_softmax_cross_entropy_backward)
+
+check_depthwise_backward_strided(depthwise_backward_strided)
+"""),
+    md(r"""
 ### The input gradient is a convolution with the flipped kernel
 
 Rename the scatter into a gather. With $a = i + p$: $dx[n,a,b,c] = \sum_{p,q} dy[n,\,a-p,\,b-q,\,c]
@@ -164,7 +191,9 @@ $$
 $$
 
 reporting the worst relative error $|a - n| / \max(|a|, |n|)$. In float64 a correct backward pass
-gives errors around $10^{-9}$ or below; a wrong one gives errors of order 1. Our hand-written
+gives errors far below the default tolerance of $10^{-6}$: typically between $10^{-11}$ and
+$10^{-7}$, since the finite difference itself is only that accurate (the cells below show values
+up to $1.5 \times 10^{-8}$). A wrong one gives errors of order $10^{-2}$ to 1. Our hand-written
 functions first, on the shapes they support:
 """),
     code(r"""
@@ -196,7 +225,8 @@ report = gradcheck(
     lambda dy, x, dw, pw: dict(zip(["x", "dw", "pw"],
                                    ops.separable_conv2d_backward(dy, x, dw, pw, **conv))))
 print(report)
-report.assert_ok(1e-6)
+report.assert_ok(1e-6)                               # raises AssertionError above 1e-6
+print("every error is below 1e-6")
 """),
     md(r"""
 ## 2.5 The traps
@@ -254,8 +284,14 @@ for name, errs in errors.items():
           f"{errs[np.argmin(abs(steps - 1e-5))]:.1e}")
 """),
     md(r"""
-In float32 no step size gets near the $10^{-6}$ tolerance a float64 check passes easily, so a
-float32 gradient check can only use loose tolerances, and loose tolerances let real bugs through.
+Read the float32 curve from the right. For large $h$ the truncation error falls as $h^2$, as in
+float64. Below $h \approx 10^{-3}$ rounding takes over: $L$ is a sum of float32 terms, each
+rounded to about 7 significant digits, and the difference of two such sums divided by $2h$ grows
+like $1/h$. Far to the left the curve flattens out near 1: there $h$ is smaller than the spacing
+of float32 numbers around $x[a]$, `x + h` rounds back to `x`, the two losses are identical and
+the difference quotient is exactly zero, a relative error of 1. In float32 no step size gets near
+the $10^{-6}$ tolerance a float64 check passes easily, so a float32 gradient check can only use
+loose tolerances, and loose tolerances let real bugs through.
 `gradcheck` therefore refuses float32 outright:
 """),
     code(r"""
@@ -348,6 +384,19 @@ for dy_name, dy in [("all-ones dy", np.ones_like(x)), ("random dy", rng.standard
               f"-> {'pass' if err < 1e-6 else 'FAIL'}")
 """),
     md(r"""
+### Your turn: batch normalization's backward pass
+
+Derive the formula above, then write `batch_norm_backward_train(dy, x, gamma, epsilon)` returning
+$(dx, d\gamma, d\beta)$ with $d\beta = \sum dy$ and $d\gamma = \sum dy\,\hat x$ (sums over
+batch and pixels). A hint for $dx$: $\mu$ and $\sigma$ both depend on every $x$ of the channel;
+differentiate $\hat x = (x - \mu)/\sigma$ through both, and use $\sum \hat x = 0$. Target:
+$10^{-12}$ against `ops.batch_norm_backward(..., training=True)`.
+"""),
+    exercise("nb02", "batch_norm_backward_train"),
+    code(r"""
+check_batch_norm_backward(batch_norm_backward_train)
+"""),
+    md(r"""
 ### Trap 4: ties in max pooling (and ReLU at zero)
 
 Max pooling is not differentiable where two inputs of a window tie for the maximum. With
@@ -400,17 +449,74 @@ print("but max |flipped forward - ops.depthwise_conv2d| =",
       f"{np.abs(flipped_forward(x, w) - ops.depthwise_conv2d(x, w)).max():.2f}")
 """),
     md(r"""
-## 2.6 Every op, checked
+## 2.6 The loss, and every op checked
 
-`npxception.opcheck.check_all_ops()` runs the same check on every operation the library has,
-with awkward settings where they matter (stride 2 with lopsided `"same"` padding, dilation, batch
-norm in training and inference, label smoothing). This is also what `npxception gradcheck`
-prints, and what the test suite asserts.
+Training ends in a scalar: the mean softmax cross-entropy of the logits $z$ (shape $(N, K)$)
+against integer labels, $L = -\frac1N \sum_n \log \operatorname{softmax}(z_n)[y_n]$. Its
+gradient is one of the nicest in deep learning: $\partial L / \partial z_n = (\operatorname{softmax}
+(z_n) - \text{onehot}(y_n)) / N$.
+
+### Your turn: the loss gradient
+
+Write `softmax_cross_entropy_backward(logits, labels)`. One logit in the check is 800, where
+`np.exp` overflows: subtract each row's maximum first (softmax does not change). Target:
+$10^{-15}$ against `ops.softmax_cross_entropy_backward`.
+"""),
+    exercise("nb02", "softmax_cross_entropy_backward"),
+    code(r"""
+check_softmax_cross_entropy_backward(softmax_cross_entropy_backward)
+"""),
+    md(r"""
+Finally, the same gradient check on the library's operations, with awkward settings where they
+matter (stride 2 with lopsided `"same"` padding, dilation, batch norm in training and in inference,
+label smoothing). `npxception gradcheck` on the command line runs a longer list of such cases,
+and the test suite asserts them.
 """),
     code(r"""
-reports = check_all_ops(backend="numpy")
-print(format_table(reports))
-print("\nall pass at 1e-6:", all(r.ok(1e-6) for r in reports.values()))
+n = rng.standard_normal
+conv = dict(stride=2, padding="same")
+dilated = dict(padding="same", dilation=2)
+x = n((2, 6, 5, 3))
+labels = np.array([1, 0, 3])
+stats = dict(moving_mean=n(3), moving_variance=rng.uniform(0.5, 2, 3))
+
+
+def named(names, fn):
+    return lambda dy, **a: dict(zip(names, fn(dy, **a)))
+
+
+cases = {
+    "conv2d, stride 2 'same'": (lambda x, w: ops.conv2d(x, w, **conv), dict(x=x, w=n((3, 3, 3, 4))),
+                               named("xw", lambda dy, x, w: ops.conv2d_backward(dy, x, w, **conv))),
+    "depthwise, dilation 2": (lambda x, w: ops.depthwise_conv2d(x, w, **dilated), dict(x=x, w=n((3, 3, 3, 2))),
+                              named("xw", lambda dy, x, w: ops.depthwise_conv2d_backward(dy, x, w, **dilated))),
+    "batch_norm, training": (
+        lambda x, gamma, beta: ops.batch_norm(x, gamma, beta, **stats, training=True)[0],
+        dict(x=x * 2 + 1, gamma=rng.uniform(0.5, 1.5, 3), beta=n(3)),
+        named(["x", "gamma", "beta"], lambda dy, x, gamma, beta: ops.batch_norm_backward(
+            dy, x, gamma, beta, **stats, training=True))),
+    "batch_norm, inference": (
+        lambda x, gamma, beta: ops.batch_norm(x, gamma, beta, **stats)[0],
+        dict(x=x * 2 + 1, gamma=rng.uniform(0.5, 1.5, 3), beta=n(3)),
+        named(["x", "gamma", "beta"], lambda dy, x, gamma, beta: ops.batch_norm_backward(
+            dy, x, gamma, beta, **stats))),
+    "elu": (lambda x: ops.elu(x), dict(x=x), lambda dy, x: {"x": ops.elu_backward(dy, x)}),
+    "max_pool2d 3x3/2 'same'": (lambda x: ops.max_pool2d(x), dict(x=x),
+                                lambda dy, x: {"x": ops.max_pool2d_backward(dy, x)}),
+    "dense": (lambda x, w, b: ops.dense(x, w, b), dict(x=n((3, 5)), w=n((5, 4)), b=n(4)),
+              named("xwb", lambda dy, x, w, b: ops.dense_backward(dy, x, w, b))),
+    "cross-entropy, smoothing 0.1": (
+        lambda z: np.asarray(ops.softmax_cross_entropy(z, labels, label_smoothing=0.1)), dict(z=n((3, 5))),
+        lambda dy, z: {"z": ops.softmax_cross_entropy_backward(dy, z, labels, label_smoothing=0.1)}),
+}
+print(f"{'operation':<30}{'input':<7}{'max rel error':>14}")
+worst = 0.0
+for name, (forward, inputs, backward) in cases.items():
+    report = gradcheck(forward, inputs, backward)
+    for key, error in report.errors.items():
+        print(f"{name:<30}{key:<7}{error:>14.1e}")
+    worst = max(worst, report.max_error)
+print(f"\nworst error {worst:.1e}: {'all pass' if worst < 1e-6 else 'FAILURES'} at 1e-6")
 """),
     md(r"""
 ## Summary
@@ -420,6 +526,21 @@ print("\nall pass at 1e-6:", all(r.ok(1e-6) for r in reports.values()))
   gathered; the input gradient is a full convolution with the rotated kernel.
 * Check in float64, with random non-uniform inputs **and** upstream gradients, away from ties and
   kinks, and remember what a gradient check cannot see: whether the forward pass itself is right.
+
+## Exercises
+
+1. Write the backward pass of `global_avg_pool2d` (an $(N, H, W, C)$ input, an $(N, C)$ output)
+   in one line, and check it with `gradcheck` against `ops.global_avg_pool2d`.
+2. Why does the sweep of 2.5 put the best float64 step near $10^{-5}$ and not near
+   $\sqrt{u} \approx 10^{-8}$, the textbook value for a *forward* difference?
+3. Make Trap 2 subtler: instead of flipping `dw`, swap its two spatial axes (`dw.transpose(1, 0, 2,
+   3)`). Which inputs hide that bug? (Hint: think of inputs that are symmetric under a
+   transposition of height and width.)
+4. The ELU's derivative at 0 jumps from $1$ to $\alpha$ only if $\alpha \ne 1$. Run the tie
+   experiment of Trap 4 on `ops.elu` with `alpha=1` and with `alpha=0.5` on inputs with exact
+   zeros. Which one does the gradient check flag, and why?
+5. (A small project) Derive and write the backward pass of a depthwise convolution with dilation
+   $d$, and check it against `ops.depthwise_conv2d_backward(..., dilation=d)`.
 """),
     code(r"""
 print(f"notebook runtime: {time.perf_counter() - T0:.1f} s" + (" (fast mode)" if FAST else ""))

@@ -1,6 +1,6 @@
 """Notebook 3: compiled CPU kernels with Numba."""
 
-from cells import code, md
+from cells import code, exercise, md
 
 FILENAME = "03_numba_cpu_kernels.ipynb"
 
@@ -23,10 +23,13 @@ You will see:
 * a **race condition** in the filter gradient, and two ways to avoid it;
 * a speed comparison with NumPy, PyTorch and this project's `cpu` backend.
 
-**Runtime:** about 1 minute on a laptop CPU, a good part of it compiling (fast mode: about 20 s).
-Compiled functions are cached on disk (`cache=True`), so a second run skips the compiling.
-Timings depend on the machine and on what else runs on it; every number below is measured when the
-notebook runs.
+Two "your turn" exercises ask for parallel kernels of your own (the gather-style input gradient,
+a race-free filter gradient), checked against `npxception.ops` and for bitwise determinism.
+
+**Runtime:** measured 3.0 minutes on 2 CPU cores of a busy shared machine, a good part of it
+compiling (fast mode: about 20 s). Compiled functions are cached on disk (`cache=True`), so a
+second run skips the compiling. Timings depend on the machine and on what else runs on it; every
+number below is measured when the notebook runs.
 """),
     code(r"""
 import os
@@ -271,6 +274,44 @@ numba.set_num_threads(threads)
 print("bitwise identical on 1 and", threads, "threads:", all((r == results[0]).all() for r in results))
 """),
     md(r"""
+### Your turn: the gather-style input gradient
+
+Fix 1 in code. Notebook 2 wrote the input gradient as a scatter, `dx[n, i+p, j+q, c] += ...`
+from every output $(i, j)$: parallel over outputs, that is a race, since neighbouring outputs
+share input pixels. Turn it into a gather: for input pixel $(a, b)$,
+
+$$
+dx[n, a, b, c] = \sum_{p, q} dy[n,\, a - p,\, b - q,\, c]\; w[p, q, c, 0],
+$$
+
+over the taps whose output $(a - p, b - q)$ exists. Write `input_grad_gather` with `prange` over
+the $N H$ input rows; each iteration then writes only its own row of `dx`. The check compares it
+with `ops.depthwise_conv2d_backward` (target $10^{-12}$ in float64) and requires the same bits on
+1 thread and on all of them.
+"""),
+    exercise("nb03", "input_grad_gather"),
+    code(r"""
+from exercises.checks import check_filter_grad_by_channel, check_input_grad_gather
+
+check_input_grad_gather(input_grad_gather)
+"""),
+    md(r"""
+### Your turn: a filter gradient that owns its output
+
+A third fix for the filter gradient: parallelize over **channels**. Every entry
+$dw[p, q, c]$ belongs to exactly one channel, so an iteration per channel owns its part of `dw`
+and no partial sums are needed. Write `filter_grad_by_channel` with `prange` over $c$. (Is it
+fast? Each iteration now strides through memory $C$ elements at a time; time it against
+`filter_grad_chunked` and explain the difference with 3.2.)
+"""),
+    exercise("nb03", "filter_grad_by_channel"),
+    code(r"""
+check_filter_grad_by_channel(filter_grad_by_channel)
+t_channel = median_time(lambda: filter_grad_by_channel(dy, x, 3, 3))
+t_chunked = median_time(lambda: filter_grad_chunked(dy, x, 3, 3, 16))
+print(f"{x.shape}: by channel {t_channel * 1e3:.1f} ms, chunked {t_chunked * 1e3:.1f} ms")
+"""),
+    md(r"""
 ## 3.5 How fast, compared with what?
 
 Now the whole depthwise convolution, forward and backward, on shapes like Xception's (3x3
@@ -369,6 +410,22 @@ measurements.
 * `prange` parallelizes a loop; make every iteration own what it writes.
 * Reductions (filter gradients) must not `+=` into shared memory from several iterations: use
   per-chunk partials with a fixed split, or restructure the loop to gather instead of scatter.
+
+## Exercises
+
+1. `filter_grad_chunked` adds 16 partials. With 2 threads, how many of them does each thread
+   compute, and why does a fixed count of 16 (rather than one per thread) make the result
+   independent of the thread count?
+2. A depthwise convolution reads each input value 9 times and does 9 multiply-adds per output.
+   Counting 4 bytes per float32 read once from memory, how many multiply-adds per byte is that?
+   Compare with the pointwise 728 to 728 layer, and say which of the two is limited by memory
+   bandwidth on your machine.
+3. Run the race of 3.4 with `numba.set_num_threads(1)`. Can it still go wrong? Explain.
+4. Write the forward depthwise convolution with stride 2 in `@njit` (start from
+   `depthwise_njit`) and time it against `ops.depthwise_conv2d(..., stride=2, backend="cpu")`.
+5. (A small project) Write the pointwise convolution as a Numba loop nest with the channel loop
+   innermost, and compare it with NumPy's matrix product (which calls BLAS). How far off are you,
+   and what does BLAS do that your loops do not?
 """),
     code(r"""
 print(f"notebook runtime: {time.perf_counter() - T0:.1f} s" + (" (fast mode)" if FAST else ""))

@@ -1,6 +1,6 @@
 """Notebook 4: CUDA kernels with Numba, on a GPU or in the CUDA simulator."""
 
-from cells import code, md
+from cells import code, exercise, md
 
 FILENAME = "04_cuda_kernels.ipynb"
 
@@ -15,16 +15,24 @@ This notebook writes three kernels, each teaching one idea:
 1. an element-wise ReLU: **threads, blocks and the grid**;
 2. a depthwise convolution: **which thread gets which element**, and why neighbouring threads
    should read neighbouring addresses (**coalescing**);
-3. the pointwise convolution as a **tiled matrix product** in shared memory.
+3. the pointwise convolution as a **tiled matrix product** in shared memory;
+4. the depthwise filter gradient as a **reduction** in shared memory, and what a missing barrier
+   does to it.
 
 **No GPU? No problem.** Without an NVIDIA driver the first cell switches on Numba's **CUDA
-simulator**, which runs every GPU thread as a Python thread on the CPU. It is slow, so the
-simulator gets tiny arrays, and its timings mean nothing, but the kernels, their indexing, their
-shared memory and their barriers behave as on a GPU, and the results are checked against NumPy.
+simulator**, which runs every GPU thread as a Python thread on the CPU, so the kernels' indexing,
+bounds checks, shared memory and `syncthreads` barriers (a thread waits there until every thread
+of its block arrives) are exercised and the results checked against NumPy. What the simulator
+does **not** model: warps and their lockstep execution, memory coalescing, caches, occupancy or
+timing. Its thread scheduling is Python's, not a GPU's, so a race that a GPU would expose may
+stay hidden, and every timing it gives is meaningless. It is also slow, so it gets tiny arrays.
 On a machine with a GPU the same notebook runs the same kernels on it, at larger sizes.
 
-**Runtime:** about 5 seconds in the simulator (fast mode is the same: the simulator always gets
-tiny arrays); a few seconds on a GPU.
+Two "your turn" exercises (a grid-stride loop, the filter-gradient reduction) are checked against
+NumPy; more exercises close the notebook.
+
+**Runtime:** measured 41 s in the simulator on 2 CPU cores of a busy shared machine (fast mode is
+the same: the simulator always gets tiny arrays).
 """),
     code(r"""
 import os
@@ -81,6 +89,22 @@ y = np.zeros_like(x)
 relu_kernel[blocks, threads_per_block](x, y)
 print(f"{blocks} blocks x {threads_per_block} threads = {blocks * threads_per_block} threads "
       f"for {n} elements; max |kernel - ops.relu| = {np.abs(y - ops.relu(x)).max()}")
+"""),
+    md(r"""
+### Your turn: a grid-stride loop
+
+A grid need not have a thread per element. In a **grid-stride loop** each thread handles elements
+`i, i + G, i + 2G, ...`, where $G$ = `cuda.gridsize(1)` is the number of threads in the whole grid,
+so a fixed, modest grid covers an array of any length (and each thread amortizes its start-up over
+several elements). Write `axpy_kernel`, computing `out = a * x + y` that way; the check launches it
+with grids both smaller and larger than the arrays (target: a relative error of $10^{-6}$, float32
+rounding).
+"""),
+    exercise("nb04", "axpy_kernel", "axpy"),
+    code(r"""
+from exercises.checks import check_axpy, check_filter_grad_cuda
+
+check_axpy(axpy)
 """),
     md(r"""
 (Passing NumPy arrays copies them to the GPU and back on every launch. Real code keeps tensors on
@@ -180,24 +204,27 @@ highlighted block reads to compute its tile:
 """),
     code(r"""
 def show_tiling(rows=12, inner=8, cols=8, tile=4, block=(1, 1)):
+    # The three matrices in one axes, so that a matrix element has the same size in all of them.
     br, bc = block
-    fig, axes = plt.subplots(1, 3, figsize=(11, 4), gridspec_kw=dict(width_ratios=[inner, cols, cols]))
-    panels = [("X (rows = pixels, cols = Cin)", rows, inner, (br * tile, 0, tile, inner)),
-              ("W (Cin x Cout)", inner, cols, (0, bc * tile, inner, tile)),
-              ("Y = X W: one block per tile", rows, cols, (br * tile, bc * tile, tile, tile))]
-    for ax, (title, h, wd, (r0, c0, rh, cw)) in zip(axes, panels):
-        ax.imshow(np.zeros((h, wd)), cmap="Greys", vmin=0, vmax=1)
-        for k in range(0, max(h, wd) + 1, tile):
-            ax.axhline(k - 0.5, color="k", lw=1.2)
-            ax.axvline(k - 0.5, color="k", lw=1.2)
-        ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), cw, rh, color="tab:orange", alpha=0.6))
-        ax.set_xlim(-0.5, wd - 0.5)
-        ax.set_ylim(h - 0.5, -0.5)
-        ax.set_title(title, fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(f"Tile size T = {tile}: block {block} loads a row strip of X and a column strip "
-                 "of W, one T x T piece at a time", fontsize=10)
+    gap = 3
+    panels = [("X: pixels x Cin", rows, inner, 0, (br * tile, 0, tile, inner)),
+              ("W: Cin x Cout", inner, cols, inner + gap, (0, bc * tile, inner, tile)),
+              ("Y = X W: a block per tile", rows, cols, inner + cols + 2 * gap, (br * tile, bc * tile, tile, tile))]
+    fig, ax = plt.subplots(figsize=(11, 5))
+    for title, h, wd, left, (r0, c0, rh, cw) in panels:
+        ax.add_patch(Rectangle((left, 0), wd, h, facecolor="white", edgecolor="k", lw=1.2))
+        for k in range(tile, h, tile):
+            ax.plot([left, left + wd], [k, k], color="k", lw=1.2)
+        for k in range(tile, wd, tile):
+            ax.plot([left + k, left + k], [0, h], color="k", lw=1.2)
+        ax.add_patch(Rectangle((left + c0, r0), cw, rh, color="tab:orange", alpha=0.6))
+        ax.text(left + wd / 2, -0.6, title, ha="center", va="bottom", fontsize=10)
+    ax.set_xlim(-0.5, inner + 2 * cols + 2 * gap + 0.5)
+    ax.set_ylim(rows + 0.5, -2.0)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(f"Tile size T = {tile}: block {block} loads a row strip of X and a column strip of W, "
+                 "one T x T piece at a time", fontsize=10)
     plt.tight_layout()
     plt.show()
 
@@ -295,7 +322,76 @@ reference = ops.depthwise_conv2d(x_host, w_host)
 print(f"the NumPy reference on the CPU: {(time.perf_counter() - start) * 1e3:.2f} ms")
 """),
     md(r"""
-## 4.5 The project's `cuda` backend
+## 4.5 A reduction: the depthwise filter gradient
+
+The filter gradient $dw[p,q,c] = \sum_{n,i,j} x[n,i+p,j+q,c]\, dy[n,i,j,c]$ is a sum over
+every pixel, the same reduction that raced in notebook 3. On a GPU the standard shape is: one
+**block per output entry** (here per tap and channel), its threads each sum a strided share of the
+pixels into a register, write that partial sum to shared memory, and then the block adds the
+partials in a **tree**: thread $t < 16$ adds element $t + 16$ to element $t$, then $t < 8$ adds
+$t + 8$, and so on, with a barrier between levels. The order of the additions is fixed by the
+shape alone, so the result is the same bits on every run (the project's `cuda` backend also uses
+fixed-order reductions, for that reason).
+
+### Your turn: the reduction kernel
+
+Write `filter_grad_kernel`, launched as `filter_grad_kernel[(kh * kw, C), THREADS]` by
+`filter_grad_cuda`. Two barriers are needed: one after every thread wrote its partial sum, and one
+after each level of the tree. Target: a relative error of $10^{-5}$ in float32 against the
+float64 reference.
+"""),
+    exercise("nb04", "THREADS", "filter_grad_kernel", "filter_grad_cuda"),
+    code(r"""
+check_filter_grad_cuda(filter_grad_cuda)
+"""),
+    md(r"""
+### Break a barrier
+
+Remove the first `cuda.syncthreads()`: the tree then may read a partial sum that another thread
+has not written yet. Whether that shows depends on the order in which threads run. The cell runs
+the broken kernel a few times on the same input and counts how often it differs from the correct
+one; on a GPU, where the threads of different warps run at their own pace, such a kernel goes
+wrong; in the simulator, which runs threads by Python's rules, it may or may not.
+"""),
+    code(r"""
+@cuda.jit
+def filter_grad_kernel_no_barrier(x, dy, dw):
+    # filter_grad_kernel without the barrier between writing the partial sums and adding them.
+    partial = cuda.shared.array(THREADS, dtype=np.float32)
+    tap, c, t = cuda.blockIdx.x, cuda.blockIdx.y, cuda.threadIdx.x
+    p, q = tap // dw.shape[1], tap % dw.shape[1]
+    n_img, ho, wo = dy.shape[0], dy.shape[1], dy.shape[2]
+    acc = np.float32(0.0)
+    for flat in range(t, n_img * ho * wo, THREADS):
+        n, i, j = flat // (ho * wo), (flat // wo) % ho, flat % wo
+        acc += x[n, i + p, j + q, c] * dy[n, i, j, c]
+    partial[t] = acc
+    half = THREADS // 2
+    while half > 0:
+        if t < half:
+            partial[t] += partial[t + half]
+        cuda.syncthreads()
+        half //= 2
+    if t == 0:
+        dw[p, q, c] = partial[0]
+
+
+xg = rng.standard_normal((2, 7, 6, 3)).astype(np.float32)
+dyg = rng.standard_normal((2, 5, 4, 3)).astype(np.float32)
+correct = filter_grad_cuda(xg, dyg, 3, 3)
+runs, differ = 3 if SIM else 20, 0
+for _ in range(runs):
+    broken = np.zeros_like(correct)
+    filter_grad_kernel_no_barrier[(9, 3), THREADS](xg, dyg, broken)
+    differ += not np.array_equal(broken, correct)
+print(f"without the first barrier: {differ} of {runs} runs differ from the correct result"
+      f" ({'simulator' if SIM else 'GPU'})")
+"""),
+    md(r"""
+Whatever the count says here, the kernel is wrong: correctness must not depend on how threads
+happen to be scheduled. A race that does not show in a test is still a race.
+
+## 4.6 The project's `cuda` backend
 
 `npxception`'s `cuda` backend holds the production versions of these kernels, one file per
 operation family as in the `cpu` backend, and the layers call it through the same functions.
@@ -325,8 +421,24 @@ else:
   reads coalesce into a few memory transactions.
 * Tiling with shared memory reuses each value fetched from global memory $T$ times; barriers
   (`cuda.syncthreads()`) keep the tile copies and their use in order.
-* The simulator checks indexing and synchronization logic on any machine; only a GPU tells the
-  speed.
+* A reduction on the GPU: per-thread partial sums, then a tree in shared memory with a barrier
+  per level; a fixed tree gives the same bits on every run.
+* The simulator checks indexing, bounds and the logic of barriers on any machine; it models no
+  warps, coalescing or timing, so only a GPU tells the speed (and exposes some races).
+
+## Exercises
+
+1. A warp reads 32 consecutive float32 values starting at byte address 80. How many 32-byte
+   sectors does it touch? And starting at address 0?
+2. For the tiled GEMM with $T = 16$, how many bytes of shared memory does a block use, and how
+   many multiply-adds does each thread do per value it copied from global memory?
+3. In `filter_grad_kernel`, what goes wrong if `THREADS` is not a power of two? Change the tree so
+   that any block size works.
+4. Remove the *second* `cuda.syncthreads()` of `gemm_tiled` and run `pointwise_cuda` a few times.
+   Describe the race it opens, even if the simulator does not show it.
+5. (A small project, needs a GPU) Time `filter_grad_cuda` against
+   `ops.depthwise_conv2d_backward(..., backend="cuda")` at 32x19x19x728, and explain the gap
+   (how many blocks does yours launch, and how much work does each do?).
 """),
     code(r"""
 print(f"notebook runtime: {time.perf_counter() - T0:.1f} s" + (" (fast mode)" if FAST else "")

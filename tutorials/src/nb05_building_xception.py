@@ -1,6 +1,6 @@
 """Notebook 5: the Xception architecture, its parameter count, its padding, and parity with Keras."""
 
-from cells import code, md
+from cells import code, exercise, md
 
 FILENAME = "05_building_xception.ipynb"
 
@@ -17,11 +17,15 @@ channels, a **middle flow** of eight identical residual blocks, and an **exit fl
 * build the model with `npxception` and read its summary table;
 * see why TensorFlow's `"same"` padding rule matters at the 74x74 max pool, and what PyTorch
   would need to reproduce it;
-* load a Keras Xception's weights and compare the two networks' outputs.
+* load a Keras Xception's weights and compare the two networks' outputs;
+* read what the full network achieved in the paper, and where to read further.
 
-**Runtime:** about 30 seconds on a laptop CPU, most of it importing and running Keras (fast mode:
-about 15 s, at the smallest input Keras accepts, 71x71). Nothing is downloaded: the Keras model
-gets random weights.
+Two "your turn" exercises (TensorFlow's padding rule, the parameter count of a scaled network) are
+checked against the model itself; more exercises close the notebook.
+
+**Runtime:** measured 6.8 minutes on 2 CPU cores of a busy shared machine, most of it importing
+and running Keras (fast mode: about 15 s, at the smallest input Keras accepts, 71x71). Nothing is
+downloaded: the Keras model gets random weights.
 """),
     code(r"""
 import os
@@ -31,9 +35,9 @@ os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras 3 on its PyTorch backen
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import Patch
 
 from npxception import Xception, XceptionConfig, ops
-from npxception.shapes import resolve_padding
 
 FAST = os.environ.get("NPXCEPTION_FAST") == "1"  # the test suite's quick mode
 T0 = time.perf_counter()
@@ -56,7 +60,7 @@ $C_\text{in}$ to $C_\text{out}$ channels has $9 C_\text{in} + C_\text{in} C_\tex
 | middle | 5 to 12 | 3 x (ReLU, sepconv 728); identity shortcut | 19x19x728 |
 | exit | 13 | ReLU, sepconv 728, ReLU, sepconv 1024, max pool; shortcut conv 1x1/2 | 10x10x1024 |
 | exit | 14 | sepconv 1536, ReLU, sepconv 2048, ReLU | 10x10x2048 |
-| head | | global average pool, dropout, dense 1000 | 1000 |
+| head | | global average pool, dropout, dense 1000 (with bias) | 1000 |
 
 Counting, with a few helper functions:
 """),
@@ -119,7 +123,10 @@ counts = model.num_params()
 print(counts)
 print("model == hand count:", counts["trainable"] == hand_trainable and counts["non_trainable"] == hand_frozen)
 print()
-print(model.summary())
+summary = model.summary().splitlines()
+print("\n".join(summary[:14]))                            # the stem and the start of block 2
+print(f"... {len(summary) - 26} more lines ...")
+print("\n".join(summary[-12:]))                          # the exit flow, the head and the totals
 """),
     md(r"""
 Where do the parameters and the computation sit? Summing the summary's rows per block:
@@ -138,14 +145,17 @@ macs = np.array([sum(r.macs for r in rows if block_of(r.name) == b) for b in nam
 side = [next(r.output_shape for r in reversed(rows) if block_of(r.name) == b) for b in names]
 
 fig, axes = plt.subplots(1, 2, figsize=(13, 4))
-colors = ["tab:blue"] * 4 + ["tab:green"] * 8 + ["tab:red"] * 2 + ["tab:gray"]
+flow_colors = {"entry flow": "tab:blue", "middle flow": "tab:green", "exit flow": "tab:red",
+               "head (pool, dropout, dense)": "tab:gray"}
+colors = (["tab:blue"] * 4 + ["tab:green"] * 8 + ["tab:red"] * 2 + ["tab:gray"])[:len(names)]
 axes[0].bar(names, params / 1e6, color=colors)
 axes[0].set_ylabel("parameters (millions)")
 axes[1].bar(names, macs / 1e9, color=colors)
 axes[1].set_ylabel("multiply-adds per image (billions)")
 for ax in axes:
     ax.tick_params(axis="x", rotation=60)
-axes[0].set_title("Parameters per block (blue: entry, green: middle, red: exit)")
+axes[0].legend(handles=[Patch(color=c, label=label) for label, c in flow_colors.items()], fontsize=8)
+axes[0].set_title("Parameters per block")
 axes[1].set_title(f"Computation per block: {macs.sum() / 1e9:.2f} G multiply-adds in all")
 plt.tight_layout()
 if not FAST:
@@ -175,12 +185,22 @@ $$
 \text{before} = \lfloor \text{total} / 2 \rfloor, \quad \text{after} = \text{total} - \text{before},
 $$
 
-so when the total is odd, the extra pixel goes at the **bottom and right**. Xception's max pools
-(3x3, stride 2) meet both cases:
+so when the total is odd, the extra pixel goes at the **bottom and right**.
+
+### Your turn: TensorFlow's padding rule
+
+Write `same_padding(n, k, s)`, returning `(before, after)` for one axis. The check pads inputs
+with $-\infty$ by your amounts, max-pools them with `padding="valid"`, and compares with
+`ops.max_pool2d(..., padding="same")` for every size from 3 to 11, window 1 to 3 and stride 1
+to 3 (target: no case differs). Then it prints what Xception's max pools (3x3, stride 2) get:
 """),
+    exercise("nb05", "same_padding"),
     code(r"""
+from exercises.checks import check_same_padding, check_xception_params
+
+check_same_padding(same_padding)
 for n in (147, 74, 37, 19):
-    top, bottom, _, _ = resolve_padding("same", (n, n), (3, 3), (2, 2))
+    top, bottom = same_padding(n, 3, 2)
     print(f"{n:>3} -> {-(-n // 2):>2}: pad {top} before, {bottom} after")
 """),
     md(r"""
@@ -190,19 +210,20 @@ yields 37 outputs from 74, so nothing crashes, but every window sits one pixel u
 of TensorFlow's. The windows of the first few outputs, as rows of the padded input:
 """),
     code(r"""
-fig, ax = plt.subplots(figsize=(10, 2.6))
-for row, (label, before) in enumerate([("TensorFlow 'same': pad (0, 1)", 0),
-                                       ("symmetric pad (1, 1)", 1)]):
+fig, ax = plt.subplots(figsize=(10, 3.2))
+for row, before in enumerate([0, 1]):
     for out in range(5):
         start = out * 2 - before                          # first input index of this window
-        ax.barh(row + out * 0.12, 3, left=start - 0.5, height=0.1, color=f"C{out}")
-    ax.text(-1.8, row + 0.25, label, ha="right", va="center")
-ax.axvline(-0.5, color="k", lw=0.8)
-ax.set_xlim(-9, 11)
-ax.set_yticks([])
+        ax.barh(row + out * 0.14, 3, left=start - 0.5, height=0.12, color=f"C{out}",
+                label=f"output {out}" if row == 0 else None)
+ax.axvspan(-1.5, -0.5, color="0.85", zorder=0, label="padding")
+ax.set_xlim(-1.5, 10.5)
+ax.set_yticks([0.28, 1.28], ["TensorFlow 'same':\npad (0, 1)", "symmetric:\npad (1, 1)"])
+ax.invert_yaxis()
 ax.set_xticks(range(-1, 11))
 ax.set_xlabel("input index (-1 is padding)")
-ax.set_title("Windows of max-pool outputs 0-4 on a 74-pixel axis")
+ax.set_title("Windows of max-pool outputs 0-4 at the start of a 74-pixel axis")
+ax.legend(ncol=6, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3))
 plt.tight_layout()
 plt.show()
 
@@ -318,7 +339,87 @@ for name, cfg in [("paper", XceptionConfig.paper()), ("small", XceptionConfig.sm
           f"{sum(r.macs for r in table) / 1e6:>8,.1f} M multiply-adds per image")
 """),
     md(r"""
+### Your turn: the parameter count at any width
+
+Generalize the hand count of 5.1: write `xception_params(width_multiplier, middle_blocks,
+num_classes)` for a network whose channel counts $c$ all become `round(c * width_multiplier)`
+(Python's `round`, as `XceptionConfig.width` does). The check builds the model for three
+configurations, the paper's among them, and compares (target: every count exact). How close to
+a quarter of 22,855,952 is the count at width x0.5, and why not exactly a quarter?
+"""),
+    exercise("nb05", "xception_params"),
+    code(r"""
+check_xception_params(xception_params)
+print(f"width x0.5: {xception_params(0.5, 8, 1000) / xception_params(1.0, 8, 1000):.3f} of the paper's count")
+"""),
+    md(r"""
 The next notebook trains the `small` preset.
+
+## 5.6 What the full network achieved
+
+The paper trained Xception and Inception V3 on ImageNet and on JFT, Google's internal dataset of
+350 million images in 17,000 classes, evaluated on FastEval14k (14,000 images, about 6,000
+classes) by MAP@100. All numbers below are the paper's (single model, single crop), on 60 NVIDIA
+K80 GPUs with synchronous gradient descent; the ImageNet runs took about 3 days each, the JFT runs
+over a month each.
+
+| ImageNet (Table 1) | top-1 accuracy | top-5 accuracy |
+|---|---|---|
+| VGG-16 | 0.715 | 0.901 |
+| ResNet-152 | 0.770 | 0.933 |
+| Inception V3 | 0.782 | 0.941 |
+| **Xception** | **0.790** | **0.945** |
+
+| JFT, FastEval14k MAP@100 (Table 2) | without FC layers | with FC layers |
+|---|---|---|
+| Inception V3 | 6.36 | 6.50 |
+| **Xception** | **6.70** | **6.78** |
+
+| size and speed (Table 3) | parameters | training steps per second |
+|---|---|---|
+| Inception V3 | 23,626,728 | 31 |
+| Xception | 22,855,952 | 28 |
+
+Xception has slightly *fewer* parameters than Inception V3, so the gains come from using them
+better, not from having more. It is somewhat slower per step; the paper expects engine-level
+optimizations of the depthwise convolution, then less optimized than the regular one, to close
+that gap. The gain is
+larger on JFT than on ImageNet; the paper suggests that Inception V3 had been designed with
+ImageNet in mind and may be over-fitted to it.
+
+## Further reading
+
+* F. Chollet, *Xception: Deep Learning with Depthwise Separable Convolutions*, CVPR 2017,
+  [arXiv 1610.02357](https://arxiv.org/abs/1610.02357): the paper these notebooks follow.
+* C. Szegedy et al., *Going Deeper with Convolutions* (Inception V1), CVPR 2015,
+  [arXiv 1409.4842](https://arxiv.org/abs/1409.4842), and *Rethinking the Inception
+  Architecture for Computer Vision* (Inception V3), CVPR 2016,
+  [arXiv 1512.00567](https://arxiv.org/abs/1512.00567): the modules Xception takes to the extreme.
+* K. He et al., *Deep Residual Learning for Image Recognition*, CVPR 2016,
+  [arXiv 1512.03385](https://arxiv.org/abs/1512.03385): the residual connections.
+* S. Ioffe and C. Szegedy, *Batch Normalization*, ICML 2015,
+  [arXiv 1502.03167](https://arxiv.org/abs/1502.03167).
+* L. Sifre, *Rigid-Motion Scattering for Image Classification*, PhD thesis, École Polytechnique,
+  2014: depthwise separable convolutions in a network, the history the paper cites.
+* A. G. Howard et al., *MobileNets: Efficient Convolutional Neural Networks for Mobile Vision
+  Applications*, 2017, [arXiv 1704.04861](https://arxiv.org/abs/1704.04861): the same layer,
+  built for speed, with width and resolution multipliers like `XceptionConfig`'s.
+* B. T. Polyak and A. B. Juditsky, *Acceleration of Stochastic Approximation by Averaging*, SIAM
+  Journal on Control and Optimization, 1992: the weight averaging of notebook 6.
+
+## Exercises
+
+1. Where do the 2,049,000 parameters of the classifier go if the head is replaced by a 1x1
+   convolution to 1000 channels followed by global average pooling? Count them.
+2. How many parameters would block 5 have if its three separable convolutions were regular 3x3
+   convolutions? What share of the whole network would the middle flow then be?
+3. At a 71x71 input (the smallest Keras accepts), what is the feature map size after every block?
+   Check your answer with `Xception(XceptionConfig.paper(input_shape=(71, 71, 3))).layer_table()`.
+4. Why does the entry flow take a large share of the multiply-adds but a small share of the
+   parameters (5.2)? Compute the ratio of multiply-adds to parameters for block 2 and for block 14.
+5. (A small project) Reproduce the parity check of 5.4 with the published ImageNet weights
+   (`model.load_keras_weights(path)` with Keras's HDF5 file, a download) and a real photograph
+   through `npxception.preprocess_input`; do both networks give the same top-5 classes?
 
 ## Summary
 

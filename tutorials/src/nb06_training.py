@@ -1,6 +1,6 @@
 """Notebook 6: training a small Xception on the CPU."""
 
-from cells import code, md
+from cells import code, exercise, md
 
 FILENAME = "06_training_a_small_xception.ipynb"
 
@@ -8,24 +8,30 @@ CELLS = [
     md(r"""
 # 6. Training a small Xception
 
-Time to train. The paper trained the full network on ImageNet for weeks on 60 GPUs; here a
-scaled-down Xception (the `small` preset: the same entry, middle and exit flows, a quarter of the
-width, two middle blocks, for 32x32 images) learns a ten-class problem in minutes on a CPU, with
-the paper's recipe:
+Time to train. The paper trained the full network on ImageNet on 60 NVIDIA K80 GPUs, about 3
+days per run (its JFT runs took over a month); here a scaled-down Xception (the `small` preset:
+the same entry, middle and exit flows, a quarter of the width, two middle blocks, for 32x32
+images) learns a ten-class problem in minutes on a CPU, with the paper's ImageNet recipe:
 
 * **SGD with momentum 0.9**, learning rate 0.045 decayed by a factor 0.94 every 2 epochs,
   weight decay $10^{-5}$;
-* **dropout** before the classifier;
-* **Polyak averaging**: evaluating an exponential moving average of the weights instead of the
-  weights themselves.
+* **dropout** before the classifier: the paper uses a rate of 0.5 on ImageNet; the `small`
+  preset uses 0.2;
+* **weight averaging**: evaluating an average of recent weights instead of the weights
+  themselves (the paper's "Polyak averaging"; 6.3 says how the average here differs).
+
+Before handing the loop to `Trainer`, you write one training step yourself (three "your turn"
+exercises, checked against the project's optimizer and averaging); more exercises close the
+notebook.
 
 The data is `npxception`'s built-in dataset: ten classes of procedurally drawn shapes and textures
 (disks, rings, stars, stripes, ...) with random colours, positions, sizes, rotations and noise.
 It is generated on the fly, the same on every machine, so nothing is downloaded. (The same code
 trains on CIFAR-10 with `npxception.data.load_cifar10` once you have the files.)
 
-**Runtime:** about 3 to 5 minutes on a 2-core CPU, almost all of it training (fast mode: a
-16x16 model a sixteenth of the width, 160 images, one epoch, about 10 s).
+**Runtime:** about 2.5 minutes on 2 CPU cores, almost all of it training (measured before the
+exercises were added, which take seconds) (fast mode: a 16x16 model a sixteenth of the width, 160
+images, one epoch, about 10 s).
 """),
     code(r"""
 import os
@@ -36,7 +42,7 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 
-from npxception import Xception, XceptionConfig
+from npxception import Xception, XceptionConfig, ops
 from npxception.data import holdout_split, make_shapes
 from npxception.data.augment import augment
 from npxception.train import Schedule, TrainConfig, Trainer, evaluate
@@ -131,11 +137,15 @@ long ImageNet run it shrinks slowly. In a short run it hardly moves, which is fi
 look; the `cosine` schedule (`TrainConfig(schedule="cosine")`) is the usual choice when the
 epoch budget is small.
 
-**Polyak averaging.** SGD's weights jitter around a good region, driven by the noise of
-mini-batch gradients. The average of recent weights sits nearer the middle of that region. The
-trainer keeps an exponential moving average $\bar\theta \leftarrow d\,\bar\theta + (1-d)\,\theta$
-after every step and evaluates with $\bar\theta$. It uses a decay $d$ that starts small (so the
-average is not dominated by the random initial weights) and ramps up to the configured value.
+**Weight averaging.** SGD's weights jitter around a good region, driven by the noise of
+mini-batch gradients. The average of recent weights sits nearer the middle of that region.
+Polyak and Juditsky (1992) average *all* iterates uniformly, $\bar\theta_t = \frac1t \sum_{s \le t}
+\theta_s$. The trainer, like TensorFlow's `ExponentialMovingAverage`, keeps an **exponential**
+moving average instead, $\bar\theta \leftarrow d\,\bar\theta + (1-d)\,\theta$ after every step:
+it weights recent steps most and forgets old ones with a time scale of about $1/(1-d)$ steps
+(100 for $d = 0.99$), so it follows a network that is still improving, which a uniform average over
+the whole run would not. Its decay $d$ starts small (so the average is not dominated by the random
+initial weights) and ramps up to the configured value.
 """),
     code(r"""
 train_config = TrainConfig(epochs=EPOCHS, batch_size=64, optimizer="sgd", lr=0.045, momentum=0.9,
@@ -153,9 +163,56 @@ plt.tight_layout()
 plt.show()
 """),
     md(r"""
-## 6.4 Training
+## 6.4 One training step by hand
 
-`Trainer` runs the loop: for every batch, forward in training mode, softmax cross-entropy,
+A training step is five things: a forward pass in training mode (batch statistics, dropout on),
+the mean softmax cross-entropy, the backward pass, the optimizer update and the averaging update.
+The model exposes the pieces: `model.forward(x, training=True)`, `model.backward(dlogits)` (which
+fills every layer's gradients) and `model.trainable()`, a dict `"layer/weight" -> (param, grad)`
+whose arrays the optimizer updates in place.
+
+### Your turn: SGD with momentum and weight decay
+
+The paper's optimizer: $g \leftarrow g + \lambda\,\theta$ (L2 weight decay, applied to kernels
+only), $v \leftarrow \mu v - \eta g$, $\theta \leftarrow \theta + v$. Write `sgd_step`, updating
+`p` and `velocity` in place (`p += ...`, not `p = ...`: the model holds the same array). Target:
+$10^{-14}$ after three steps, against `npxception.train.SGD`.
+"""),
+    exercise("nb06", "sgd_step"),
+    code(r"""
+from exercises.checks import check_ema_step, check_sgd_step, check_training_step
+
+check_sgd_step(sgd_step)
+"""),
+    md(r"""
+### Your turn: the moving average of the weights
+
+Write `ema_step(average, p, updates, decay)`, in place, with the ramped decay
+$d = \min(\text{decay}, (1 + n) / (10 + n))$ after $n$ earlier updates. (The very first update,
+$n = 0$, copies the weights; the check does that for you.) Target: $10^{-14}$ over 30 updates,
+against `npxception.train.EMA`.
+"""),
+    exercise("nb06", "ema_step"),
+    code(r"""
+check_ema_step(ema_step)
+"""),
+    md(r"""
+### Your turn: the whole step
+
+Put it together in `training_step(model, images, labels, velocities, lr, momentum, weight_decay)`
+with `ops.softmax_cross_entropy` and `ops.softmax_cross_entropy_backward` for the loss. The check
+builds two identical float64 models of the `tiny` preset, steps one with your function and the
+other with the project's optimizer, twice, and compares every weight, batch-norm statistics
+included (target $10^{-12}$).
+"""),
+    exercise("nb06", "training_step"),
+    code(r"""
+check_training_step(training_step)
+"""),
+    md(r"""
+## 6.5 Training
+
+`Trainer` runs that step in a loop: for every batch, forward in training mode, softmax cross-entropy,
 backward, SGD update, EMA update; after every epoch, an evaluation on the validation set and a
 checkpoint (in a temporary folder here). The command line does the same:
 `npxception train --preset small --optimizer sgd --lr 0.045 --schedule step --ema-decay 0.99`.
@@ -170,11 +227,9 @@ print(f"trained {EPOCHS} epoch(s) in {train_minutes:.1f} minutes "
       f"({history[-1]['images_per_sec']:.0f} images/s in the last epoch)")
 """),
     md(r"""
-## 6.5 Learning curves
+## 6.6 Learning curves
 """),
     code(r"""
-%matplotlib inline
-# (The trainer saved its own PNGs with matplotlib's file-only Agg backend; back to inline display.)
 epochs = [h["epoch"] for h in history]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 axes[0].plot(epochs, [h["train_loss"] for h in history], "o-", label="training (running, augmented)")
@@ -199,9 +254,9 @@ Two things to know when reading these curves. The training numbers are running a
 each epoch, measured on augmented images while the weights were still changing, with dropout on;
 the validation numbers are measured once, at the end of the epoch, on clean images, in inference
 mode and with the averaged weights. So validation can sit above training early on without
-anything being wrong. Likewise the Polyak average lags behind the current weights, by design.
+anything being wrong. Likewise the moving average lags behind the current weights, by design.
 
-## 6.6 Did Polyak averaging help?
+## 6.7 Did weight averaging help?
 
 Evaluate the same validation set with the raw final weights and with their average:
 """),
@@ -209,7 +264,7 @@ Evaluate the same validation set with the raw final weights and with their avera
 raw = evaluate(model, val_data)
 averaged = trainer.evaluate()                          # swaps the EMA weights in, then back
 print(f"raw final weights: loss {raw['loss']:.4f}, top-1 {raw['top1']:.1%}")
-print(f"Polyak average:    loss {averaged['loss']:.4f}, top-1 {averaged['top1']:.1%}")
+print(f"moving average:    loss {averaged['loss']:.4f}, top-1 {averaged['top1']:.1%}")
 """),
     md(r"""
 Which one wins depends on the run, and the printout says which did here. Two effects pull in
@@ -223,7 +278,7 @@ dominate; a longer run, a smaller learning rate at the end, or re-estimating the
 statistics with the averaged weights (a few forward passes in training mode) tips the balance
 back.
 
-## 6.7 What does it confuse?
+## 6.8 What does it confuse?
 
 Row $i$, column $j$ of the confusion matrix counts validation images of class $i$ predicted as
 class $j$; a perfect classifier is diagonal.
@@ -250,7 +305,7 @@ i, j = np.unravel_index(off_diagonal.argmax(), confusion.shape)
 print(f"most frequent mistake: {names[i]} predicted as {names[j]} ({off_diagonal[i, j]} images)")
 """),
     md(r"""
-## 6.8 Predictions, with pictures
+## 6.9 Predictions, with pictures
 
 `model.predict` runs inference on preprocessed images ($x / 127.5 - 1$, as Keras's Xception
 expects) in batches. Softmax turns logits into probabilities. The grid shows some correct
@@ -284,11 +339,30 @@ plt.show()
     md(r"""
 ## Summary
 
-* The paper's recipe (SGD with momentum, slow step decay, weight decay, dropout, Polyak
+* A training step is forward, loss, backward, an in-place optimizer update and an averaging
+  update; `Trainer` loops over it and adds evaluation, metrics and checkpoints.
+* The paper's recipe (SGD with momentum, slow step decay, weight decay, dropout, weight
   averaging) trains a scaled-down Xception on a CPU in minutes.
 * Read training and validation curves knowing what each measures: augmentation, dropout,
   batch-norm mode and weight averaging all differ between the two.
 * The next notebook uses this set-up to repeat two of the paper's ablations at small scale.
+
+## Exercises
+
+1. With decay $d = 0.99$ after the ramp, what weight does the average give to the weights of 100
+   steps ago, relative to the latest? How many steps does this run take in all
+   (`len(trainer.loader) * EPOCHS`), and what does that say about $d = 0.999$ for it?
+2. Add Nesterov momentum to `sgd_step` ($\theta \leftarrow \theta + \mu v - \eta g$ after the
+   velocity update) and check it against `npxception.train.SGD(..., nesterov=True)`.
+3. Train with `TrainConfig(schedule="cosine")` and compare the final validation accuracy with the
+   step decay. Plot both schedules over this run's epochs first: which one lowers the rate more?
+4. Re-estimate the batch-norm statistics for the averaged weights (6.7): with the averaged
+   weights swapped in, run a few training-mode forward passes on clean training images (no
+   backward, no update), then evaluate. Does averaging now win?
+5. Turn augmentation off (`augment=False`) and compare the gap between training and validation
+   accuracy with this run's.
+6. (A small project) Train the same model on CIFAR-10 with `npxception.data.load_cifar10` (the
+   files need a download) and the command line: `npxception train --preset small ...`.
 """),
     code(r"""
 run_dir.cleanup()                                     # the checkpoint and plots of the run

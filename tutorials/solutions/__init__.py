@@ -1,0 +1,5 @@
+"""Solutions to the tutorials' "your turn" exercises, one module per notebook.
+
+`tutorials/exercises/` holds the same functions with their bodies cut out (written from these
+files by `python tutorials/build_notebooks.py`); the stored notebooks run these solutions.
+"""
