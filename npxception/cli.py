@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "settings (other options are ignored)")
     r.add_argument("--quiet", action="store_true", help="no progress bar: one line per epoch")
     r.add_argument("--threads", type=int, help="CPU threads for Numba kernels and BLAS (default: all)")
+    _distributed_options(t)
 
     e = sub.add_parser("evaluate", help="loss, top-1 and top-5 of a checkpoint")
     e.add_argument("checkpoint", help="a run directory or its checkpoint.npz")
@@ -130,6 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--backend", choices=("numpy", "cpu"), default="numpy")
     g.add_argument("--tol", type=float, default=1e-6)
     return parser
+
+
+def _distributed_options(p: argparse.ArgumentParser) -> None:
+    # Used only under an MPI launcher with several processes (mpiexec -n N npxception train ...).
+    g = p.add_argument_group("several processes (under mpiexec; --batch-size is the global batch)")
+    g.add_argument("--sync-bn", action="store_true", help="batch-norm statistics over the global batch: "
+                   "N processes compute what one process computes")
+    g.add_argument("--bucket-mb", type=float, default=4.0, help="gradient bucket size in MB (default 4)")
+    g.add_argument("--reduction", choices=("ordered", "mpi"), default="ordered",
+                   help="ordered: gather and sum in rank order, bitwise repeatable (default); "
+                        "mpi: MPI_Iallreduce, less traffic on many processes")
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -180,6 +192,16 @@ def _load_run(checkpoint: str, backend: str | None):
 # --------------------------------------------------------------------------- commands
 
 def cmd_train(args) -> int:
+    from .distributed import init
+
+    dist = init(sync_bn=args.sync_bn, bucket_mb=args.bucket_mb, reduction=args.reduction)
+    if dist is None:  # one process: mpi4py is never imported
+        return _train(args, None)
+    with dist.guard():  # a rank that fails ends the job with a message naming it
+        return _train(args, dist)
+
+
+def _train(args, dist) -> int:
     import dataclasses
 
     from .data import load_split
@@ -196,8 +218,12 @@ def cmd_train(args) -> int:
         backend = saved["backend"]
         if saved["epoch"] >= config.epochs:
             raise CLIError(f"{run_dir}: the run already finished its {config.epochs} epochs")
+        if dist is not None:
+            _resume_distributed(dist, saved, run_dir)
     else:
         run_dir = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+        if dist is not None:  # the ranks may start in different seconds: rank 0's name
+            run_dir = dist.bcast_object(run_dir)
         if (run_dir / "checkpoint.npz").exists():
             raise CLIError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                            "or choose another --out")
@@ -213,25 +239,48 @@ def cmd_train(args) -> int:
     train_data, val_data = load_split(spec)
     if model_config is None:
         model_config = _model_config(args, train_data)
+    if dist is not None and backend == "cuda":
+        dist.select_gpu()  # rank r: GPU (local rank mod GPUs on this host)
     model = Xception(model_config, backend=backend, seed=config.seed)
     meta = {"model_config": dataclasses.asdict(model_config), "backend": backend, "seed": config.seed,
             "data": spec.to_dict(), "class_names": list(train_data.class_names)}
-    trainer = Trainer(model, train_data, val_data, config, run_dir, quiet=args.quiet, extra_meta=meta)
+    if dist is not None:
+        meta["distributed"] = dist.describe()
+    trainer = Trainer(model, train_data, val_data, config, run_dir, quiet=args.quiet or not _is_root(dist),
+                      extra_meta=meta, distributed=dist)
     if args.resume:
         trainer.restore(groups, saved)
-    _say(args.quiet, f"{'resuming' if args.resume else 'training'} Xception "
+    say = _say if _is_root(dist) else (lambda quiet, line: None)
+    world = "" if dist is None else f" on {dist.size} processes{' with sync-BN' if dist.sync_bn else ''}"
+    say(args.quiet, f"{'resuming' if args.resume else 'training'} Xception "
                      f"({model.num_params()['trainable']:,} parameters) on {spec.dataset}: "
                      f"{len(train_data)} training / {len(val_data)} validation images "
-                     f"{train_data.image_shape}, backend {backend}; run directory {run_dir}")
+                     f"{train_data.image_shape}, backend {backend}{world}; run directory {run_dir}")
     try:
         history = trainer.fit()
     except TrainingInterrupted as e:
-        print(f"npxception train: {e}. Continue with: npxception train --resume {run_dir}", file=sys.stderr)
+        if _is_root(dist):
+            print(f"npxception train: {e}. Continue with: npxception train --resume {run_dir}", file=sys.stderr)
         return 130
     last = history[-1]
-    _say(args.quiet, f"done: validation top-1 {100 * last['val_top1']:.2f}%; checkpoint, metrics.jsonl "
+    say(args.quiet, f"done: validation top-1 {100 * last['val_top1']:.2f}%; checkpoint, metrics.jsonl "
                      f"and plots in {run_dir}")
     return 0
+
+
+def _is_root(dist) -> bool:
+    return dist is None or dist.is_root
+
+
+def _resume_distributed(dist, saved: dict, run_dir: Path) -> None:
+    """Resume with the run's own sync-BN and reduction; another process count only with sync-BN."""
+    before = saved.get("distributed", {"world_size": 1, "sync_bn": False})
+    dist.sync_bn = bool(before.get("sync_bn", False))
+    dist.reduction = before.get("reduction", dist.reduction)
+    if before["world_size"] != dist.size and not dist.sync_bn:
+        raise CLIError(f"{run_dir} was trained on {before['world_size']} process(es) without --sync-bn; "
+                       f"on {dist.size} its batch-norm statistics would change: resume it on "
+                       f"{before['world_size']}")
 
 
 def cmd_evaluate(args) -> int:

@@ -31,12 +31,18 @@ class BatchNorm(Layer):
         self.params["beta"] = self._new_weight(zeros((channels,)))
         self.state["moving_mean"] = self._new_weight(zeros((channels,)))
         self.state["moving_variance"] = self._new_weight(ones((channels,)))
+        # Synchronised batch norm (npxception.distributed.SyncBatchNorm): when set, training
+        # statistics and their gradient sums cover the global batch of every rank.
+        self.sync = None
 
     def forward(self, x, training: bool):
         check_input(self, x, 4, self.channels)
         be, p, st = self.backend, self.params, self.state
         if training:
-            y, mean, var = be.batch_norm_train(x, p["gamma"], p["beta"], self.epsilon)
+            if self.sync is not None:
+                y, mean, var = self.sync.forward(self, x)
+            else:
+                y, mean, var = be.batch_norm_train(x, p["gamma"], p["beta"], self.epsilon)
             st["moving_mean"] = be.moving_average_update(st["moving_mean"], mean, self.momentum)
             st["moving_variance"] = be.moving_average_update(st["moving_variance"], var,
                                                              self.momentum)
@@ -48,6 +54,9 @@ class BatchNorm(Layer):
 
     def backward(self, dy):
         s = self._saved_for_backward()
+        if s.training and self.sync is not None:
+            dx, self.grads["gamma"], self.grads["beta"] = self.sync.backward(self, dy, s.x, s.mean, s.var)
+            return dx
         dx, self.grads["gamma"], self.grads["beta"] = self.backend.batch_norm_backward(
             dy, s.x, self.params["gamma"], s.mean, s.var, self.epsilon, s.training)
         return dx
