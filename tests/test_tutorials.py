@@ -27,7 +27,7 @@ NOTEBOOKS = RUNNER.notebooks()
 
 
 def test_every_notebook_is_collected():
-    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, 8)]
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, 9)]
 
 
 @pytest.mark.slow
