@@ -8,8 +8,8 @@ Measured (each configuration in its own processes, the cpu backend, the Trainer'
     1 process x 2 threads and 2 ranks x 1 thread (mpiexec -n 2), and the scaling efficiencies;
   - per step on 2 ranks: the time spent in the one wait for the gradient buckets, and the overlap
     achieved: 1 - wait / (the same buckets reduced with blocking calls, timed separately);
-  - the reduction cost on loopback, fitted as t(n bytes) = latency + n / bandwidth (least squares
-    over 8 B to 32 MB), for MPI_Allreduce and for the rank-order Allgather + sum.
+  - the reduction cost on loopback, t(n bytes) = latency + n / bandwidth (messages of 8 B to 32 MB),
+    for MPI_Allreduce and for the rank-order Allgather + sum.
 Projected (a model, not a measurement): images/s and efficiency of the paper network on 8, 64 and
 512 workers over 10, 25 and 100 Gbit/s links, in the form of Horovod's scaling table.
 """
@@ -121,12 +121,13 @@ def run_worker(args: list[str], ranks: int, threads: int) -> dict:
 
 
 def fit_latency_bandwidth(rows: list[dict], op: str) -> dict:
-    """Least-squares t = latency + bytes / bandwidth over the rows of `op`."""
-    pts = [(r["bytes"], r["seconds"]) for r in rows if r["op"] == op]
-    a = np.array([[1.0, b] for b, _ in pts])
-    t = np.array([s for _, s in pts])
-    (latency, per_byte), *_ = np.linalg.lstsq(a, t, rcond=None)
-    return {"latency_us": latency * 1e6, "bandwidth_gb_s": 1 / per_byte / 1e9}
+    """t = latency + bytes / bandwidth: latency from messages up to 2 KiB (their median time), bandwidth
+    from the least-squares slope over messages of 512 KiB and more (a plain fit over all sizes lets
+    the large messages' noise swamp the latency)."""
+    small = [r["seconds"] for r in rows if r["op"] == op and r["bytes"] <= 2048]
+    large = np.array([(r["bytes"], r["seconds"]) for r in rows if r["op"] == op and r["bytes"] >= 2**19])
+    slope = np.polyfit(large[:, 0], large[:, 1], 1)[0]
+    return {"latency_us": float(np.median(small)) * 1e6, "bandwidth_gb_s": 1 / slope / 1e9}
 
 
 def project(compute_s_per_image: float, grad_bytes: float, bucket_bytes: float, local_batch: int) -> list[dict]:
