@@ -2,6 +2,8 @@
 
 train:  a float64 Trainer run of `tiny` with sync-BN (N = 1 is one plain process), checkpoint in OUT.
 raise:  the same run, where rank 1 raises at its third training forward (rank 0 carries on).
+layers: one training step of a small conv + sync-BN + pool + dense network on `backend` (argv[3],
+        e.g. cuda in Numba's simulator) through the gradient buckets; writes OUT/grads.npz.
 """
 
 from __future__ import annotations
@@ -34,7 +36,53 @@ class _RaiseAt:
         return self._model.forward(x, training)
 
 
-def main(mode: str, out: str) -> None:
+def layers_step(out: str, backend: str) -> None:
+    """Device arrays through sync-BN and the host-buffer buckets, against the numpy backend."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from npxception import nn
+    from npxception.distributed.buckets import GradientBuckets
+    from npxception.distributed.sync_bn import SyncBatchNorm
+
+    dist = distributed.init(sync_bn=True, bucket_mb=1e-4)
+    rng = np.random.default_rng(0)
+    common = {"backend": backend, "dtype": "float64"}
+    blocks = [nn.Sequential("b1", [nn.Conv2D("conv", 2, 3, 3, padding="same", rng=rng, **common),
+                                   nn.BatchNorm("bn", 3, **common), nn.ReLU("relu", **common)], **common),
+              nn.Sequential("top", [nn.GlobalAvgPool2D("pool", **common),
+                                    nn.Dense("dense", 3, 4, rng=rng, **common)], **common)]
+    network = nn.Sequential("net", blocks, **common)
+    be = network.backend
+    model = SimpleNamespace(network=network, backend=be, dtype=np.float64, leaves=lambda: list(network.leaves()))
+    x = rng.standard_normal((6, 4, 4, 2))
+    dy = rng.standard_normal((6, 4))
+    rows = slice(None)
+    if dist is not None:
+        SyncBatchNorm(dist.comm).attach(model)
+        buckets = GradientBuckets(dist.comm, model, bucket_mb=1e-4)
+        rows = slice(3 * dist.rank, 3 * dist.rank + 3)
+    network.forward(be.to_device(x[rows]), True)
+    d = be.to_device(np.ascontiguousarray(dy[rows]))
+    if dist is None:
+        network.backward(d)
+    else:
+        for block in reversed(network.layers):
+            d = block.backward(d)
+            buckets.ready(block)
+        buckets.finish()
+    if dist is None or dist.is_root:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        grads = {f"{leaf.name}/{k}": be.to_numpy(g) for leaf in network.leaves() for k, g in leaf.grads.items()}
+        np.savez(Path(out) / "grads.npz", **grads, buckets=len(buckets.buckets) if dist is not None else 0)
+
+
+def main(mode: str, out: str, *rest: str) -> None:
+    if mode == "layers":
+        layers_step(out, rest[0])
+        return
     dist = distributed.init(sync_bn=True, bucket_mb=0.05)
     model = Xception(XceptionConfig.tiny(num_classes=10, bn_momentum=0.9, dropout=0.3), backend="numpy", seed=3,
                      dtype="float64")
@@ -48,4 +96,4 @@ def main(mode: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:])

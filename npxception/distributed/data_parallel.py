@@ -160,6 +160,9 @@ class DataParallel:
             yield
         except TrainingInterrupted:
             raise
+        except KeyboardInterrupt:  # before training started, or a second Ctrl-C: nothing to save
+            self.comm.abort("interrupted (Ctrl-C) outside a training step")
+            raise
         except BaseException as error:  # noqa: B036 - any escape from one rank would hang the others
             self.comm.abort(f"{type(error).__name__}: {error}")
             raise

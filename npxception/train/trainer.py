@@ -130,10 +130,10 @@ class Trainer:
         """Train until `config.epochs`; returns the history (one dict per epoch)."""
         if not self.history and self.batch == 0 and self._writes:  # a fresh run: no metrics of an earlier one
             self.log.path.write_text("")
-        if self.dist is not None:
-            self.dist.start(self)  # rank 0's weights on every rank, checked equal
         previous = _install_sigint(self.request_stop)
         try:
+            if self.dist is not None:
+                self.dist.start(self)  # rank 0's weights on every rank, checked equal
             while self.epoch < self.config.epochs:
                 self._train_epoch()
                 self._end_epoch()
