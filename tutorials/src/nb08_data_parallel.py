@@ -25,7 +25,7 @@ identical everywhere without ever being sent again.
 A notebook kernel is a single process, so the MPI parts run as small programs under `mpiexec`
 (installed into the environment by `pip install "npxception[mpi]"`).
 
-**Runtime:** about 3 to 4 minutes on a 2-core CPU (fast mode: the tiny model, about 30 s).
+**Runtime:** about 2 to 3 minutes on a 2-core CPU (fast mode: the tiny model, about 20 s).
 """),
     code(r"""
 import json
@@ -172,7 +172,7 @@ if FAST:
     ARGS = ["--preset", "tiny", "--backend", "numpy", "--train-size", "64", "--val-size", "32",
             "--epochs", "2", "--batch-size", "32", "--lr", "0.02"]
 else:
-    ARGS = ["--preset", "small", "--backend", "cpu", "--train-size", "1280", "--val-size", "320",
+    ARGS = ["--preset", "small", "--backend", "cpu", "--train-size", "768", "--val-size", "256",
             "--epochs", "4", "--batch-size", "64", "--lr", "0.02"]
 common = ["-m", "npxception", "train", *ARGS, "--sync-bn", "--quiet"]
 runs = {}
