@@ -3,7 +3,8 @@
 train:  a float64 Trainer run of `tiny` with sync-BN (N = 1 is one plain process), checkpoint in OUT.
 raise:  the same run, where rank 1 raises at its third training forward (rank 0 carries on).
 layers: one training step of a small conv + sync-BN + pool + dense network on `backend` (argv[3],
-        e.g. cuda in Numba's simulator) through the gradient buckets; writes OUT/grads.npz.
+        e.g. cuda in Numba's simulator) through the gradient buckets with reduction argv[4]
+        (default ordered); writes OUT/grads.npz.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class _RaiseAt:
         return self._model.forward(x, training)
 
 
-def layers_step(out: str, backend: str) -> None:
+def layers_step(out: str, backend: str, reduction: str = "ordered") -> None:
     """Device arrays through sync-BN and the host-buffer buckets, against the numpy backend."""
     from pathlib import Path
     from types import SimpleNamespace
@@ -62,7 +63,7 @@ def layers_step(out: str, backend: str) -> None:
     rows = slice(None)
     if dist is not None:
         SyncBatchNorm(dist.comm).attach(model)
-        buckets = GradientBuckets(dist.comm, model, bucket_mb=1e-4)
+        buckets = GradientBuckets(dist.comm, model, bucket_mb=1e-4, reduction=reduction)
         rows = slice(3 * dist.rank, 3 * dist.rank + 3)
     network.forward(be.to_device(x[rows]), True)
     d = be.to_device(np.ascontiguousarray(dy[rows]))
@@ -81,7 +82,7 @@ def layers_step(out: str, backend: str) -> None:
 
 def main(mode: str, out: str, *rest: str) -> None:
     if mode == "layers":
-        layers_step(out, rest[0])
+        layers_step(out, *rest)
         return
     dist = distributed.init(sync_bn=True, bucket_mb=0.05)
     model = Xception(XceptionConfig.tiny(num_classes=10, bn_momentum=0.9, dropout=0.3), backend="numpy", seed=3,

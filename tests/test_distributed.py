@@ -273,3 +273,13 @@ def test_two_ranks_on_the_cuda_simulator_match_one_numpy_process(tmp_path):
     for key in ref.files:
         if key != "buckets":
             np.testing.assert_allclose(sim[key], ref[key], rtol=1e-12, atol=1e-14, err_msg=key)
+
+
+@needs_mpi
+def test_the_mpi_iallreduce_reduction_sums_the_same_gradients(tmp_path):
+    _ok(_driver("layers", tmp_path / "mpi", 2, "numpy", "mpi"))
+    _ok(_driver("layers", tmp_path / "one", 0, "numpy"))
+    two, one = np.load(tmp_path / "mpi" / "grads.npz"), np.load(tmp_path / "one" / "grads.npz")
+    for key in one.files:
+        if key != "buckets":
+            np.testing.assert_allclose(two[key], one[key], rtol=1e-12, atol=1e-14, err_msg=key)

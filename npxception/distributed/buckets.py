@@ -32,7 +32,7 @@ from .comm import Communicator, rank_order_sum
 REDUCTIONS = ("ordered", "mpi")
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: its fields hold arrays
 class Bucket:
     """Consecutive blocks (backward order) whose gradients travel as one flat buffer."""
 
