@@ -101,10 +101,11 @@ def test_shortcut_blocks_drive_the_builder():
 # --------------------------------------------------------------------------- imports
 
 # Each part of the package and its layer: a module may import from its own part or from a lower
-# layer, never from a higher one. Data flows CLI -> train -> data/models -> nn/ops -> compose ->
+# layer, never from a higher one. Data flows CLI -> (distributed) -> train -> data/models -> nn/ops -> compose ->
 # backends; io, shapes and the small utilities sit where their importers need them.
 LAYERS = {
-    "__main__": 9, "cli": 8, "testing": 8,
+    "__main__": 10, "cli": 9, "testing": 9,
+    "distributed": 8,
     "train": 7,
     "data": 6, "models": 6, "opcheck": 6,
     "nn": 5, "ops": 5, "io": 5,

@@ -33,6 +33,7 @@ TRAIN_DEFAULTS = {
     "bn_momentum": TRAIN_BN_MOMENTUM, "backend": "auto",
     **dataclasses.asdict(TRAIN_CONFIG),
     "out": None, "resume": None, "quiet": False, "threads": None,
+    "sync_bn": False, "bucket_mb": 4.0, "reduction": "ordered",
 }
 _TYPES = {"int": int, "float": float, "str": str}
 
@@ -94,8 +95,20 @@ def _train_parser(sub, defaults: bool) -> None:
                                                    "settings (options that contradict them are refused)")
     r.add_argument("--quiet", action="store_true", help="no progress bar: one line per epoch")
     r.add_argument("--threads", type=int, help="CPU threads for Numba kernels and BLAS (default: all)")
+    _distributed_options(t)
     if defaults:
         t.set_defaults(**d)
+
+
+def _distributed_options(p: argparse.ArgumentParser) -> None:
+    # Used only under an MPI launcher with several processes (mpiexec -n N npxception train ...).
+    g = p.add_argument_group("several processes (under mpiexec; --batch-size is the global batch)")
+    g.add_argument("--sync-bn", action="store_true", help="batch-norm statistics over the global batch: "
+                   "N processes compute what one process computes")
+    g.add_argument("--bucket-mb", type=float, help="gradient bucket size in MB (default 4)")
+    g.add_argument("--reduction", choices=("ordered", "mpi"),
+                   help="ordered: gather and sum in rank order, bitwise repeatable (default); "
+                        "mpi: MPI_Iallreduce, less traffic on many processes")
 
 
 def build_parser(defaults: bool = True) -> argparse.ArgumentParser:

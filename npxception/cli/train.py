@@ -14,7 +14,7 @@ from ..train.config import TrainConfig
 from .common import CLIError, say
 
 # Options that change how this process runs, not what it computes: honoured on --resume.
-RUN_OPTIONS = {"quiet", "threads", "resume"}
+RUN_OPTIONS = {"quiet", "threads", "resume", "bucket_mb"}
 MODEL_OPTIONS = ("width_multiplier", "middle_blocks", "dropout", "bn_momentum")
 # data option -> DataSpec field
 DATA_OPTIONS = {"dataset": "dataset", "data_dir": "data_dir", "data_path": "data_path",
@@ -126,6 +126,31 @@ def _resume(args, given: set[str]):
 
 
 def cmd_train(args, given: set[str]) -> int:
+    from ..distributed import init
+
+    dist = init(sync_bn=args.sync_bn, bucket_mb=args.bucket_mb, reduction=args.reduction)
+    if dist is None:  # one process: mpi4py is never imported
+        return _train(args, given, None)
+    with dist.guard():  # a rank that fails ends the job with a message naming it
+        return _train(args, given, dist)
+
+
+def _is_root(dist) -> bool:
+    return dist is None or dist.is_root
+
+
+def _resume_distributed(dist, saved: dict, run_dir: Path) -> None:
+    """Resume with the run's own sync-BN and reduction; another process count only with sync-BN."""
+    before = saved.get("distributed", {"world_size": 1, "sync_bn": False})
+    dist.sync_bn = bool(before.get("sync_bn", False))
+    dist.reduction = before.get("reduction", dist.reduction)
+    if before["world_size"] != dist.size and not dist.sync_bn:
+        raise CLIError(f"{run_dir} was trained on {before['world_size']} process(es) without --sync-bn; "
+                       f"on {dist.size} its batch-norm statistics would change: resume it on "
+                       f"{before['world_size']}")
+
+
+def _train(args, given: set[str], dist) -> int:
     from ..data import load_split
     from ..models.xception import Xception
     from ..train import Trainer, TrainingInterrupted
@@ -135,8 +160,12 @@ def cmd_train(args, given: set[str]) -> int:
     if args.resume:
         groups, saved, run_dir, spec, config, model_cfg = _resume(args, given)
         backend = saved["backend"]
+        if dist is not None:
+            _resume_distributed(dist, saved, run_dir)
     else:
         run_dir = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+        if dist is not None:  # the ranks may start in different seconds: rank 0's name
+            run_dir = dist.bcast_object(run_dir)
         if (run_dir / "checkpoint.npz").exists():
             raise CLIError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                            "or choose another --out")
@@ -149,22 +178,31 @@ def cmd_train(args, given: set[str]) -> int:
     if model_cfg is None:
         model_cfg = model_config(args, train_data)
     check_model_fits(model_cfg, config.batch_size)
+    if dist is not None and backend == "cuda":
+        dist.select_gpu()  # rank r: GPU (local rank mod GPUs on this host)
     model = Xception(model_cfg, backend=backend, seed=config.seed)
     meta = {"model_config": dataclasses.asdict(model_cfg), "backend": backend, "seed": config.seed,
             "data": spec.to_dict(), "class_names": list(train_data.class_names)}
-    trainer = Trainer(model, train_data, val_data, config, run_dir, quiet=args.quiet, extra_meta=meta)
+    if dist is not None:
+        meta["distributed"] = dist.describe()
+    root = _is_root(dist)
+    trainer = Trainer(model, train_data, val_data, config, run_dir, quiet=args.quiet or not root,
+                      extra_meta=meta, distributed=dist)
     if args.resume:
         trainer.restore(groups, saved)
-    say(args.quiet, f"{'resuming' if args.resume else 'training'} Xception "
-                    f"({model.num_params()['trainable']:,} parameters) on {spec.dataset}: "
-                    f"{len(train_data)} training / {len(val_data)} validation images "
-                    f"{train_data.image_shape}, backend {backend}; run directory {run_dir}")
+    tell = say if root else (lambda quiet, line: None)
+    world = "" if dist is None else f" on {dist.size} processes{' with sync-BN' if dist.sync_bn else ''}"
+    tell(args.quiet, f"{'resuming' if args.resume else 'training'} Xception "
+                     f"({model.num_params()['trainable']:,} parameters) on {spec.dataset}: "
+                     f"{len(train_data)} training / {len(val_data)} validation images "
+                     f"{train_data.image_shape}, backend {backend}{world}; run directory {run_dir}")
     try:
         history = trainer.fit()
     except TrainingInterrupted as e:
-        print(f"npxception train: {e}. Continue with: npxception train --resume {run_dir}", file=sys.stderr)
+        if root:
+            print(f"npxception train: {e}. Continue with: npxception train --resume {run_dir}", file=sys.stderr)
         return 128 + (e.signal or 2)  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
     last = history[-1]
-    say(args.quiet, f"done: validation top-1 {100 * last['val_top1']:.2f}%; checkpoint, metrics.jsonl "
-                    f"and plots in {run_dir}")
+    tell(args.quiet, f"done: validation top-1 {100 * last['val_top1']:.2f}%; checkpoint, metrics.jsonl "
+                     f"and plots in {run_dir}")
     return 0

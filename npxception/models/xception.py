@@ -198,11 +198,21 @@ class Xception:
             self._advance_dropout()
         return self.network.forward(x, bool(training))
 
-    def backward(self, dlogits):
-        """Gradient of the loss w.r.t. the input, given d(loss)/d(logits); fills every grad."""
+    def backward(self, dlogits, on_block_done=None):
+        """Gradient of the loss w.r.t. the input, given d(loss)/d(logits); fills every grad.
+
+        `on_block_done(block)`, if given, is called as each top-level block (self.network.layers)
+        finishes its backward, last block first: its gradients are then final, which is when
+        data-parallel training starts sending them (npxception.distributed).
+        """
         if isinstance(dlogits, np.ndarray):
             dlogits = self.backend.to_device(np.ascontiguousarray(dlogits, dtype=self.dtype))
-        return self.network.backward(dlogits)
+        if on_block_done is None:
+            return self.network.backward(dlogits)
+        for block in reversed(self.network.layers):
+            dlogits = block.backward(dlogits)
+            on_block_done(block)
+        return dlogits
 
     def dropout_seed(self, counter: int | None = None) -> int:
         """Seed of the dropout masks of training forward number `counter` (default: the next)."""

@@ -9,6 +9,7 @@ with the state. Keras's defaults for Xception: epsilon 1e-3, momentum 0.99.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, NamedTuple
 
 from .. import compose
@@ -32,13 +33,18 @@ class BatchNorm(Layer):
         self.params["beta"] = self._new_weight(zeros((channels,)))
         self.state["moving_mean"] = self._new_weight(zeros((channels,)))
         self.state["moving_variance"] = self._new_weight(ones((channels,)))
+        # Synchronised batch norm (npxception.distributed.SyncBatchNorm): when set, training
+        # statistics and their gradient sums cover the global batch of every rank.
+        self.sync = None
 
     def forward(self, x, training: bool):
         check_input(self, x, 4, self.channels)
         be, p, st = self.backend, self.params, self.state
         if training:
+            statistics = None if self.sync is None else partial(self.sync.statistics, self)
             out = compose.batch_norm_train(be, x, p["gamma"], p["beta"], st["moving_mean"],
-                                           st["moving_variance"], self.momentum, self.epsilon)
+                                           st["moving_variance"], self.momentum, self.epsilon,
+                                           statistics=statistics)
             y, mean, var = out.y, out.mean, out.var
             st["moving_mean"], st["moving_variance"] = out.moving_mean, out.moving_variance
         else:
@@ -49,6 +55,9 @@ class BatchNorm(Layer):
 
     def backward(self, dy):
         s = self._saved_for_backward()
+        if s.training and self.sync is not None:
+            dx, self.grads["gamma"], self.grads["beta"] = self.sync.backward(self, dy, s.x, s.mean, s.var)
+            return dx
         dx, self.grads["gamma"], self.grads["beta"] = compose.batch_norm_backward(
             self.backend, dy, s.x, self.params["gamma"], s.mean, s.var, self.epsilon, s.training)
         return dx

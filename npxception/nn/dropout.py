@@ -10,7 +10,19 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ..backends.reference.dropout import GOLDEN
 from .layer import Layer
+
+_GOLDEN_INVERSE = pow(GOLDEN, -1, 2**64)  # GOLDEN is odd, so invertible modulo 2**64
+
+
+def shifted_seed(seed: int, shift: int) -> int:
+    """The seed whose mask element i is element i + shift of `seed`'s mask.
+
+    The mask hashes index + (seed + 1) * GOLDEN modulo 2**64 (backends/reference/dropout.py), so
+    adding shift / GOLDEN (mod 2**64) to the seed moves the stream by `shift` elements.
+    """
+    return (seed + shift * _GOLDEN_INVERSE) % 2**64
 
 
 class _Saved(NamedTuple):
@@ -24,11 +36,18 @@ class Dropout(Layer):
         if not 0 <= rate < 1:
             raise ValueError(f"{name}: rate must be in [0, 1), got {rate!r}")
         self.rate, self.seed = float(rate), int(seed)
+        # Index of this batch's first sample in the global batch when several processes share it
+        # (npxception.distributed): the masks continue the global batch's stream, so a sample's
+        # mask does not depend on how the batch is split.
+        self.first_sample = 0
 
     def forward(self, x, training: bool):
         active = bool(training) and self.rate > 0
-        self._saved = _Saved(self.seed, active)
-        return self.backend.dropout(x, self.rate, self.seed) if active else x
+        seed = self.seed
+        if active and self.first_sample:
+            seed = shifted_seed(seed, self.first_sample * (x.size // x.shape[0]))
+        self._saved = _Saved(seed, active)
+        return self.backend.dropout(x, self.rate, seed) if active else x
 
     def backward(self, dy):
         s = self._saved_for_backward()

@@ -16,6 +16,7 @@ confusion_matrix.png, and run.lock while a training holds it (lock.py).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -69,13 +70,19 @@ class Trainer:
     `run_dir` receives the checkpoint, metrics and plots; `extra_meta` (JSON-serialisable: the
     model configuration, the dataset's description) is stored in every checkpoint so that
     `npxception evaluate` and `--resume` can rebuild the run.
+
+    `distributed` (an npxception.distributed.DataParallel, or None for one process) makes this
+    one rank of a data-parallel run: it shards each global batch, reduces the gradients, metrics
+    and evaluation, and only rank 0 writes files or shows progress.
     """
 
     def __init__(self, model, train_data: Dataset, val_data: Dataset, config: TrainConfig, run_dir,
-                 *, quiet: bool = False, extra_meta: dict | None = None):
+                 *, quiet: bool = False, extra_meta: dict | None = None, distributed=None):
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.model, self.config = model, config
+        self.dist = distributed
+        self._writes = distributed is None or distributed.is_root  # only rank 0 writes and prints
         self.backend = model.backend
         self.val_data = val_data
         classes = _model_classes(model)
@@ -102,6 +109,8 @@ class Trainer:
         self.history: list[dict] = []
         self._stop = threading.Event()
         self._stop_signal: int | None = None
+        if self.dist is not None:
+            self.dist.attach(self)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -132,10 +141,14 @@ class Trainer:
         """Train until `config.epochs`; returns the history (one dict per epoch)."""
         previous = install_stop_handlers(self._on_signal)
         try:
-            with self.lock:
+            # One training per run directory: rank 0 holds the lock for a data-parallel run.
+            with self.lock if self._writes else contextlib.nullcontext():
                 # The metrics file may hold an epoch an earlier process finished after the checkpoint
                 # it was resumed from (or a whole earlier run): it restarts from this run's history.
-                self.log.path.write_text("".join(_json_line(h) for h in self.history))
+                if self._writes:
+                    self.log.path.write_text("".join(_json_line(h) for h in self.history))
+                if self.dist is not None:
+                    self.dist.start(self)  # rank 0's weights on every rank, checked equal
                 while self.epoch < self.config.epochs:
                     self._train_epoch()
                     self._end_epoch()
@@ -148,11 +161,14 @@ class Trainer:
         from tqdm import tqdm
 
         cfg, epoch, steps = self.config, self.epoch, len(self.loader)
-        bar = tqdm(total=steps, initial=self.batch, disable=self.quiet, unit="batch", leave=True,
-                   desc=f"epoch {epoch + 1}/{cfg.epochs}", dynamic_ncols=True)
+        bar = tqdm(total=steps, initial=self.batch, disable=self.quiet or not self._writes, unit="batch",
+                   leave=True, desc=f"epoch {epoch + 1}/{cfg.epochs}", dynamic_ncols=True)
         try:
             for x, labels in self.loader.epoch(epoch, start=self.batch):
-                if self._stop.is_set():
+                stop = self._stop.is_set()
+                if self.dist is not None:  # every rank stops at the same step
+                    stop = self.dist.should_stop(stop)
+                if stop:
                     self._save()
                     raise TrainingInterrupted(
                         f"interrupted in epoch {epoch + 1} after {self.batch} of {steps} batches; "
@@ -174,13 +190,19 @@ class Trainer:
 
     def _step(self, x: np.ndarray, labels: np.ndarray, progress: float) -> tuple[float, int]:
         """One optimisation step; returns (loss, number of correct top-1 predictions)."""
-        be, cfg, model = self.backend, self.config, self.model
+        be, cfg, model, dist = self.backend, self.config, self.model, self.dist
+        global_rows = len(labels)
+        if dist is not None:  # this rank's rows of the global batch
+            x, labels = dist.shard(x, labels)
         labels_dev = be.to_device(labels)
         logits = model.forward(be.to_device(x), True)
         # The loss kernels index the logits by label: a label the model has no class for would
         # read and write outside them. Checked here, on the host, before any kernel sees it.
         check_labels(labels, int(logits.shape[-1]), len(x), "training labels")
         loss = float(be.to_numpy(be.softmax_cross_entropy(logits, labels_dev, cfg.label_smoothing)))
+        correct = topk_correct(be.to_numpy(logits), labels, 1)
+        if dist is not None:  # the global batch's mean loss and correct count, on every rank
+            loss, correct = dist.reduce_metrics(loss, correct, len(labels), global_rows)
         if not math.isfinite(loss):
             kept = (f"the last good checkpoint ({self.checkpoint_path}) is kept" if self.history
                     else "no checkpoint was written yet")
@@ -188,14 +210,18 @@ class Trainer:
                 f"loss became {loss} at epoch {self.epoch + 1}, batch {self.batch + 1}; training "
                 f"stopped and {kept}. Try a smaller --lr, a warm-up (--warmup-epochs) or "
                 "gradient clipping (--clip-norm).")
-        model.backward(be.softmax_cross_entropy_backward(1.0, logits, labels_dev, cfg.label_smoothing))
+        if dist is None:
+            model.backward(be.softmax_cross_entropy_backward(1.0, logits, labels_dev, cfg.label_smoothing))
+        else:  # weighted by this rank's share of the rows: the summed gradients are the global mean's
+            dist.backward(model, be.softmax_cross_entropy_backward(dist.loss_weight, logits, labels_dev,
+                                                                   cfg.label_smoothing))
         params = model.trainable()
         if cfg.clip_norm > 0:
             clip_by_global_norm(params, cfg.clip_norm, be)
         self.optimizer.step(params, self.schedule(progress))
         if self.ema is not None:
             self.ema.update(params)
-        return loss, topk_correct(be.to_numpy(logits), labels, 1)
+        return loss, correct
 
     def _end_epoch(self) -> None:
         r = self.running
@@ -211,9 +237,12 @@ class Trainer:
             "evaluated_with": "ema" if self.ema is not None else "weights",
         }
         self.history.append(record)
-        self.log.write(record)
+        if self._writes:
+            self.log.write(record)
         self.epoch, self.batch, self.running = self.epoch + 1, 0, _fresh_running()
         self._save()
+        if not self._writes:
+            return
         self._plot("learning_curves.png", plot_learning_curves, self.history)
         self._plot("confusion_matrix.png", plot_confusion_matrix, val["confusion"], self.val_data.class_names,
                    title=f"validation, epoch {record['epoch']}: top-1 {100 * val['top1']:.1f}%")
@@ -233,12 +262,15 @@ class Trainer:
     def evaluate(self, data: Dataset | None = None) -> dict:
         """Metrics on `data` (default: the validation set), with the EMA weights when averaging."""
         data = self.val_data if data is None else data
+        run = evaluate if self.dist is None else self.dist.evaluate  # sharded over the ranks
         if self.ema is None:
-            return evaluate(self.model, data, self.config.eval_batch_size)
+            return run(self.model, data, self.config.eval_batch_size)
         with self.ema.swapped_in(self.model):
-            return evaluate(self.model, data, self.config.eval_batch_size)
+            return run(self.model, data, self.config.eval_batch_size)
 
     def _print(self, line: str) -> None:
+        if not self._writes:
+            return
         if self.quiet:
             print(line, flush=True)
         else:
@@ -249,6 +281,9 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
 
     def _save(self) -> None:
+        if not self._writes:  # rank 0 writes; the others wait until the checkpoint is complete
+            self.dist.barrier()
+            return
         groups = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
         if self.ema is not None:
             groups["ema"] = self.ema.state_dict()
@@ -262,6 +297,8 @@ class Trainer:
             "data_description": self.data_description,
         }
         save_checkpoint(self.checkpoint_path, groups, meta)
+        if self.dist is not None:
+            self.dist.barrier()
 
     def restore(self, groups: dict, meta: dict) -> None:
         """Continue from a checkpoint (as `load_checkpoint` returns it) of a run with this config.

@@ -1,0 +1,177 @@
+"""Data-parallel training: what the Trainer asks of the job when it runs on several ranks.
+
+The arithmetic is that of one process on the whole global batch:
+  - rows: every rank reads the same global batch from the loader (its order and augmentation are
+    a pure function of (seed, epoch, batch)) and keeps a contiguous slice of it; the dropout
+    layers are told where the slice starts, so row r draws the mask it draws in one process;
+  - loss: each rank's mean loss is weighted by its share of the rows (n_r / B), so the summed
+    gradients are the gradient of the global mean loss;
+  - gradients: summed in buckets that overlap backward (buckets.py);
+  - batch norm: with sync_bn, statistics of the global batch (sync_bn.py); without, each rank's
+    own rows (as DDP does by default) and rank 0's moving statistics, broadcast before evaluation;
+  - evaluation: each rank evaluates a contiguous shard of the validation set; the sums are reduced.
+Only rank 0 writes (checkpoint, metrics.jsonl, plots) or shows a progress bar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+
+import numpy as np
+
+from .buckets import GradientBuckets
+from .comm import Communicator
+from .sync_bn import SyncBatchNorm
+
+
+def shard_bounds(rows: int, size: int, rank: int) -> tuple[int, int]:
+    """[start, stop) of `rank`'s contiguous share of `rows` (sizes differ by at most one)."""
+    base, extra = divmod(rows, size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+class DataParallel:
+    """One rank's part in a data-parallel run over `comm`."""
+
+    def __init__(self, comm: Communicator, *, sync_bn: bool = False, bucket_mb: float = 4.0,
+                 reduction: str = "ordered"):
+        self.comm, self.sync_bn = comm, bool(sync_bn)
+        self.bucket_mb, self.reduction = float(bucket_mb), reduction
+        self.rank, self.size, self.is_root = comm.rank, comm.size, comm.is_root
+        self.buckets: GradientBuckets | None = None
+        self.loss_weight = 1.0
+        self.step_times: list[dict] = []
+
+    def describe(self) -> dict:
+        """Saved with the checkpoint: what a resume must keep to repeat the same arithmetic."""
+        return {"world_size": self.size, "sync_bn": self.sync_bn, "reduction": self.reduction,
+                "bucket_mb": self.bucket_mb}
+
+    # ------------------------------------------------------------------ set-up
+    def check_batches(self, batch_size: int, train_rows: int, val_rows: int) -> None:
+        """Clear errors for a global batch that cannot be split over the ranks."""
+        n = self.size
+        if batch_size % n:
+            raise ValueError(f"--batch-size is the global batch and must divide evenly over the {n} ranks, "
+                             f"got {batch_size} ({batch_size} % {n} = {batch_size % n})")
+        last = train_rows % batch_size
+        if 0 < last < n:
+            raise ValueError(f"the last batch of each epoch holds {last} of the {train_rows} training images, "
+                             f"fewer than the {n} ranks; choose a --batch-size or --train-size so that "
+                             f"{train_rows} % batch-size is 0 or at least {n}")
+        if val_rows < n:
+            raise ValueError(f"{val_rows} validation images cannot be shared by {n} ranks; "
+                             f"give --val-size {n} or more")
+
+    def attach(self, trainer) -> None:
+        """Called by the Trainer once it is built: buckets, sync-BN, the split checks."""
+        cfg = trainer.config
+        self.check_batches(cfg.batch_size, len(trainer.loader.data), len(trainer.val_data))
+        model = trainer.model
+        self.buckets = GradientBuckets(self.comm, model, bucket_mb=self.bucket_mb, reduction=self.reduction)
+        if self.sync_bn:
+            SyncBatchNorm(self.comm).attach(model)
+        self._dropouts = [leaf for leaf in model.leaves() if hasattr(leaf, "first_sample")]
+
+    def start(self, trainer) -> None:
+        """Before the first step (fresh or resumed): rank 0's weights everywhere, and the same run."""
+        model = trainer.model
+        state = self.comm.bcast_arrays(model.state_dict())
+        model.load_state_dict(state)
+        settings = json.dumps({"config": repr(trainer.config), "epoch": trainer.epoch, "batch": trainer.batch,
+                               "dropout_counter": int(getattr(model, "dropout_counter", 0)),
+                               "distributed": self.describe()}, sort_keys=True)
+        groups = {**{f"model/{k}": v for k, v in model.state_dict().items()},
+                  **{f"optimizer/{k}": v for k, v in trainer.optimizer.state_dict().items()}}
+        if trainer.ema is not None:
+            groups.update({f"ema/{k}": v for k, v in trainer.ema.state_dict().items()})
+        self.comm.check_equal("the training settings, weights or optimizer state", groups, settings)
+
+    # ------------------------------------------------------------------ one step
+    def shard(self, x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """This rank's rows of the global batch (x, labels); sets the loss weight and dropout offsets."""
+        start, stop = shard_bounds(len(labels), self.size, self.rank)
+        self.loss_weight = (stop - start) / len(labels)
+        for layer in self._dropouts:
+            layer.first_sample = start
+        return x[start:stop], labels[start:stop]
+
+    def backward(self, model, dlogits) -> None:
+        """Backward with the gradient buckets reducing as blocks finish; one wait at the end."""
+        start = time.perf_counter()
+        model.backward(dlogits, on_block_done=self.buckets.ready)
+        backward_s = time.perf_counter() - start
+        timings = self.buckets.finish()
+        self.step_times.append({"backward_s": backward_s, **timings})
+
+    def reduce_metrics(self, loss: float, correct: int, rows: int, global_rows: int) -> tuple[float, int]:
+        """(mean loss over the global batch, correct predictions over it), the same on every rank."""
+        loss_sum, correct_sum = self.comm.sum([loss * rows, correct])
+        return float(loss_sum / global_rows), int(round(correct_sum))
+
+    def should_stop(self, requested: bool) -> bool:
+        """Whether any rank was asked to stop (Ctrl-C): all ranks stop at the same step."""
+        return self.comm.any(requested)
+
+    # ------------------------------------------------------------------ evaluation and writes
+    def evaluate(self, model, data, batch_size: int = 100, label_smoothing: float = 0.0) -> dict:
+        """train.evaluate over the whole of `data`, each rank on its shard; the same result everywhere."""
+        from ..nn import BatchNorm
+        from ..train.evaluate import evaluate
+
+        if not self.sync_bn:  # the ranks' moving statistics saw different rows: use rank 0's
+            bns = [leaf for leaf in model.leaves() if isinstance(leaf, BatchNorm)]
+            local = {f"{i}/{k}": model.backend.to_numpy(v) for i, bn in enumerate(bns) for k, v in bn.state.items()}
+            for key, value in self.comm.bcast_arrays(local).items():
+                i, name = key.split("/")
+                bns[int(i)].state[name] = model.backend.to_device(value.astype(model.dtype, copy=False))
+        params = {f"{leaf.name}/{k}": model.backend.to_numpy(v) for leaf in model.leaves()
+                  for k, v in leaf.weights().items()}
+        self.comm.check_equal("the weights", params)
+        start, stop = shard_bounds(len(data), self.size, self.rank)
+        part = evaluate(model, data.subset(np.arange(start, stop)), batch_size, label_smoothing)
+        n = part["count"]
+        sums = self.comm.sum([part["loss"] * n, round(part["top1"] * n), round(part["top5"] * n), n])
+        confusion = np.rint(self.comm.sum(part["confusion"])).astype(np.int64)
+        total = sums[3]
+        return {"loss": float(sums[0] / total), "top1": float(sums[1] / total), "top5": float(sums[2] / total),
+                "count": int(total), "confusion": confusion}
+
+    def barrier(self) -> None:
+        self.comm.barrier()
+
+    def bcast_object(self, obj):
+        return self.comm.bcast_object(obj)
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        """A rank that raises ends the whole job (MPI_Abort) with a message naming it and the cause.
+
+        A Ctrl-C stop is agreed by all ranks at the same step (should_stop), so TrainingInterrupted
+        passes through and every rank exits normally after rank 0 saved the checkpoint.
+        """
+        from ..train import TrainingInterrupted
+
+        try:
+            yield
+        except TrainingInterrupted:
+            raise
+        except KeyboardInterrupt:  # before training started, or a second Ctrl-C: nothing to save
+            self.comm.abort("interrupted (Ctrl-C) outside a training step")
+            raise
+        except BaseException as error:  # noqa: B036 - any escape from one rank would hang the others
+            self.comm.abort(f"{type(error).__name__}: {error}")
+            raise
+
+    def select_gpu(self) -> int:
+        """Rank r uses GPU (local rank mod GPUs on this host); returns the device index."""
+        from numba import cuda
+
+        count = max(1, len(cuda.gpus))
+        index = self.comm.local_rank % count
+        cuda.select_device(index)
+        return index
