@@ -2,6 +2,7 @@
 
     npxception train                          # small() on the built-in shapes, cpu backend (or cuda)
     npxception train --dataset npz --data-path cifar.npz --val-size 1000 --epochs 20
+    npxception train --dataset shards --data-dir 'shards/train-{000000..000146}.tar' --preset paper
     npxception evaluate runs/20250101-120000 --json
     npxception predict runs/20250101-120000 cat.png dog.jpg
     npxception summary --preset paper
@@ -49,8 +50,9 @@ def _data_options(p: argparse.ArgumentParser, *, for_training: bool) -> None:
     g.add_argument("--dataset", choices=DATASETS, default="shapes" if for_training else None,
                    help="shapes: built-in procedural images (default); cifar10: cifar-10-batches-py in "
                         "--data-dir; npz: --data-path with 'images' uint8 NHWC and 'labels'; folder: "
-                        "--data-dir with one subfolder per class")
-    g.add_argument("--data-dir", help="folder for cifar10 / folder datasets")
+                        "--data-dir with one subfolder per class; shards: webdataset .tar shards "
+                        "(KEY.jpg + KEY.cls) in --data-dir, a glob or a {000..099} range, streamed")
+    g.add_argument("--data-dir", help="folder for cifar10 / folder / shards datasets")
     g.add_argument("--data-path", help=".npz file for the npz dataset")
     g.add_argument("--train-size", type=int, help="use only the first N training images "
                                                   "(shapes: how many to draw, default 6000)")
@@ -59,6 +61,12 @@ def _data_options(p: argparse.ArgumentParser, *, for_training: bool) -> None:
     g.add_argument("--image-size", type=int, help="image side (shapes: default 32; folder: resize to it)")
     g.add_argument("--data-seed", type=int, default=0, help="seed of the built-in images and of "
                                                             "the validation hold-out (default 0)")
+    mode = g.add_mutually_exclusive_group()
+    mode.add_argument("--stream", dest="stream", action="store_true", default=None,
+                      help="decode the folder from disk as training goes (default: when it is large)")
+    mode.add_argument("--in-memory", dest="stream", action="store_false", help="decode the whole folder up front")
+    g.add_argument("--workers", type=int, help="processes decoding streamed images (default: cores - 1)")
+    g.add_argument("--skip-bad-images", action="store_true", help="streamed: log and skip unreadable files")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR with its saved "
                                                    "settings (other options are ignored)")
     r.add_argument("--quiet", action="store_true", help="no progress bar: one line per epoch")
+    r.add_argument("--max-steps", type=int, help="save and stop after K steps (resumable), for smoke runs")
     r.add_argument("--threads", type=int, help="CPU threads for Numba kernels and BLAS (default: all)")
 
     e = sub.add_parser("evaluate", help="loss, top-1 and top-5 of a checkpoint")
@@ -140,7 +149,7 @@ def _data_spec(args, saved: dict | None = None) -> DataSpec:
             raise CLIError("give --dataset")
         return DataSpec(**saved)
     return DataSpec(args.dataset, args.data_dir, args.data_path, args.train_size, args.val_size,
-                    args.image_size, args.data_seed)
+                    args.image_size, args.data_seed, args.stream, args.skip_bad_images)
 
 
 def _model_config(args, train_data):
@@ -182,8 +191,8 @@ def _load_run(checkpoint: str, backend: str | None):
 def cmd_train(args) -> int:
     import dataclasses
 
-    from .data import load_split
-    from .models.xception import Xception
+    from .data import load_split, resolve_stream
+    from .models.xception import Xception, XceptionConfig
     from .train import TrainConfig, Trainer, TrainingInterrupted, load_checkpoint
 
     if args.resume:
@@ -210,7 +219,10 @@ def cmd_train(args) -> int:
             augment=not args.no_augment, seed=args.seed)
         backend = default_backend() if args.backend == "auto" else args.backend
         model_config = None
-    train_data, val_data = load_split(spec)
+        spec = resolve_stream(spec)
+        if spec.stream and spec.image_size is None:  # streamed images are cropped to the model's size
+            spec = dataclasses.replace(spec, image_size=getattr(XceptionConfig, args.preset)().input_shape[0])
+    train_data, val_data = load_split(spec, args.workers)
     if model_config is None:
         model_config = _model_config(args, train_data)
     model = Xception(model_config, backend=backend, seed=config.seed)
@@ -219,15 +231,19 @@ def cmd_train(args) -> int:
     trainer = Trainer(model, train_data, val_data, config, run_dir, quiet=args.quiet, extra_meta=meta)
     if args.resume:
         trainer.restore(groups, saved)
+    loading = f"streamed from disk, {train_data.workers} worker processes" if spec.stream else "in memory"
     _say(args.quiet, f"{'resuming' if args.resume else 'training'} Xception "
-                     f"({model.num_params()['trainable']:,} parameters) on {spec.dataset}: "
+                     f"({model.num_params()['trainable']:,} parameters) on {spec.dataset} ({loading}): "
                      f"{len(train_data)} training / {len(val_data)} validation images "
                      f"{train_data.image_shape}, backend {backend}; run directory {run_dir}")
     try:
-        history = trainer.fit()
+        history = trainer.fit(args.max_steps)
     except TrainingInterrupted as e:
         print(f"npxception train: {e}. Continue with: npxception train --resume {run_dir}", file=sys.stderr)
         return 130
+    if trainer.stopped_early:
+        _say(args.quiet, f"stopped after --max-steps {args.max_steps}; continue with --resume {run_dir}")
+        return 0
     last = history[-1]
     _say(args.quiet, f"done: validation top-1 {100 * last['val_top1']:.2f}%; checkpoint, metrics.jsonl "
                      f"and plots in {run_dir}")
@@ -235,14 +251,18 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .data import load_evaluation, load_split
+    import dataclasses
+
+    from .data import load_evaluation, load_split, resolve_stream
     from .train import evaluate
 
     model, meta = _load_run(args.checkpoint, args.backend)
     spec = _data_spec(args, meta["data"])
+    if resolve_stream(spec).stream and spec.image_size is None:  # cropped to the model's size
+        spec = dataclasses.replace(spec, image_size=model.config.input_shape[0])
     # No --dataset: the run's own validation split (for an .npz or folder, the images held out
     # from training); with --dataset: every image of the named data.
-    data = load_split(spec)[1] if args.dataset is None else load_evaluation(spec)
+    data = load_split(spec, args.workers)[1] if args.dataset is None else load_evaluation(spec, args.workers)
     if data.image_shape != model.config.input_shape:
         raise CLIError(f"the model takes {model.config.input_shape} images; the dataset has "
                        f"{data.image_shape} (use --image-size)")

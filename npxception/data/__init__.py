@@ -1,11 +1,12 @@
-"""Datasets and batches: the built-in shapes, CIFAR-10, .npz arrays, image folders; the Loader."""
+"""Datasets and batches: the built-in shapes, CIFAR-10, .npz arrays, image folders, tar shards; the loaders."""
 
 from .dataset import Dataset, DatasetError, holdout_split
 from .files import load_cifar10, load_image_folder, load_npz, read_image
 from .loader import Loader, preprocess
 from .shapes import make_shapes
-from .sources import DATASETS, DataSpec, load_evaluation, load_split
+from .sources import DATASETS, DataSpec, load_evaluation, load_split, resolve_stream
+from .streaming import StreamingDataset, StreamingLoader, make_loader
 
 __all__ = ["DATASETS", "DataSpec", "Dataset", "DatasetError", "Loader", "holdout_split", "load_cifar10",
-           "load_evaluation", "load_image_folder", "load_npz", "load_split", "make_shapes", "preprocess",
-           "read_image"]
+           "StreamingDataset", "StreamingLoader", "load_evaluation", "load_image_folder", "load_npz", "load_split",
+           "make_loader", "make_shapes", "preprocess", "read_image", "resolve_stream"]

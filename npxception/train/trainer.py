@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import Dataset, Loader
+from ..data import Dataset, make_loader
 from .checkpoint import save_checkpoint
 from .clipping import clip_by_global_norm
 from .ema import EMA
@@ -95,8 +95,8 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.quiet, self.extra_meta = quiet, dict(extra_meta or {})
         dtype = np.dtype(getattr(model, "dtype", np.float32))
-        self.loader = Loader(train_data, config.batch_size, shuffle=True, augment=config.augment,
-                             seed=config.seed, dtype=dtype)
+        self.loader = make_loader(train_data, config.batch_size, shuffle=True, augment=config.augment,
+                                  seed=config.seed, dtype=dtype)
         self.optimizer = make_optimizer(config.optimizer, self.backend, momentum=config.momentum,
                                         weight_decay=config.weight_decay)
         self.schedule = Schedule(config.lr, config.schedule, config.epochs, config.warmup_epochs,
@@ -118,21 +118,31 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def fit(self) -> list[dict]:
-        """Train until `config.epochs`; returns the history (one dict per epoch)."""
+    def fit(self, max_steps: int | None = None) -> list[dict]:
+        """Train until `config.epochs`, or save and return after `max_steps` steps of this call
+        (a smoke run; `stopped_early` is then True and the run resumes from the checkpoint).
+        Returns the history (one dict per finished epoch)."""
+        if max_steps is not None and max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         if not self.history and self.batch == 0:  # a fresh run: no metrics of an earlier one
             self.log.path.write_text("")
+        self._steps_left, self.stopped_early = max_steps, False
         previous = _install_sigint(self.request_stop)
         try:
-            while self.epoch < self.config.epochs:
-                self._train_epoch()
+            while self.epoch < self.config.epochs and self._steps_left != 0:
+                if not self._train_epoch():
+                    break
                 self._end_epoch()
+            if self._steps_left == 0 and self.epoch < self.config.epochs:
+                self._save()
+                self.stopped_early = True
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
         return self.history
 
-    def _train_epoch(self) -> None:
+    def _train_epoch(self) -> bool:
+        """The rest of the epoch; False if it stopped at the step limit before the epoch's end."""
         from tqdm import tqdm
 
         cfg, epoch, steps = self.config, self.epoch, len(self.loader)
@@ -153,12 +163,17 @@ class Trainer:
                 r["correct"] += correct
                 r["seen"] += len(labels)
                 self.batch += 1
+                if self._steps_left is not None:
+                    self._steps_left -= 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{r['loss_sum'] / r['seen']:.4f}",
                                 acc=f"{r['correct'] / r['seen']:.3f}",
                                 img_s=f"{r['seen'] / max(r['seconds'], 1e-9):.0f}", refresh=False)
+                if self._steps_left == 0 and self.batch < steps:
+                    return False
         finally:
             bar.close()
+        return True
 
     def _step(self, x: np.ndarray, labels: np.ndarray, progress: float) -> tuple[float, int]:
         """One optimisation step; returns (loss, number of correct top-1 predictions)."""
