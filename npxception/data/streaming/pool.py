@@ -166,14 +166,17 @@ class WorkerPool:
         self.tasks.put((task_id, slot, row, epoch, np.asarray(samples, dtype=np.int64)))
 
     def result(self) -> tuple:
-        """The next ("done", task_id, bad rows); raises WorkerError if a worker died or crashed."""
+        """The next ("done", task_id, bad rows); raises WorkerError if a worker died or crashed.
+
+        Liveness is checked before every wait, not only after a timeout: a dead worker may have
+        taken a task (or the task queue's lock) with it, so the epoch cannot finish correctly."""
         waited = 0.0
         while True:
+            self._check_alive()
             try:
                 message = self.results.get(timeout=POLL_SECONDS)
             except queue.Empty:
                 waited += POLL_SECONDS
-                self._check_alive()
                 if waited > self.timeout:
                     raise WorkerError(f"no answer from the {len(self.processes)} data worker(s) in "
                                       f"{self.timeout:.0f} s; they are alive but stuck (a hung file system?)") from None
