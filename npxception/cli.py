@@ -231,7 +231,7 @@ def cmd_train(args) -> int:
     trainer = Trainer(model, train_data, val_data, config, run_dir, quiet=args.quiet, extra_meta=meta)
     if args.resume:
         trainer.restore(groups, saved)
-    loading = f"streamed from disk, {train_data.workers} worker processes" if spec.stream else "in memory"
+    loading = f"streamed from disk, {train_data.workers} data workers" if spec.stream else "in memory"
     _say(args.quiet, f"{'resuming' if args.resume else 'training'} Xception "
                      f"({model.num_params()['trainable']:,} parameters) on {spec.dataset} ({loading}): "
                      f"{len(train_data)} training / {len(val_data)} validation images "

@@ -29,7 +29,7 @@ def straight(folder, tmp_path_factory):
 def test_the_first_line_names_the_loading_mode(folder, tmp_path, capsys):
     argv = ["train", "--dataset", "folder", "--data-dir", str(folder), *TINY, "--max-steps", "1"]
     assert main([*argv, "--stream", "--out", str(tmp_path / "s")]) == 0
-    assert "on folder (streamed from disk, 2 worker processes): 41 training / 4 validation" in \
+    assert "on folder (streamed from disk, 2 data workers): 41 training / 4 validation" in \
         capsys.readouterr().out.splitlines()[0]
     assert main([*argv, "--in-memory", "--out", str(tmp_path / "m")]) == 0
     assert "on folder (in memory)" in capsys.readouterr().out.splitlines()[0]
