@@ -209,6 +209,17 @@ def test_a_killed_worker_raises_instead_of_hanging(tmp_path):
     assert not [p for p in mp.active_children() if p.name.startswith("npxception-data-")]
 
 
+def test_a_crash_in_a_worker_is_one_line(folder, monkeypatch):
+    from npxception.data.streaming import pool
+
+    def broken(*args):
+        raise RuntimeError("decoder bug")
+
+    monkeypatch.setattr(pool, "fill", broken)  # forked workers inherit the patched module
+    with pytest.raises(WorkerError, match=r"^data worker \d failed: RuntimeError: decoder bug$"):
+        _epoch(StreamingDataset(folder_index(folder), 16), 2)
+
+
 def test_workers_are_gone_after_an_abandoned_epoch(folder):
     batches = StreamingDataset(folder_index(folder), 16, workers=2).loader(4).epoch(0)
     next(batches)

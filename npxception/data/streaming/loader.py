@@ -30,6 +30,8 @@ from .pool import WorkerPool, default_workers, fill
 from .transforms import EVAL_CROP_FRACTION, Transform
 
 log = logging.getLogger("npxception.data")
+# The default prefetch depth stays within this much shared memory (4 batches of 250 at 299).
+PREFETCH_BYTES = 2**30
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,8 @@ class StreamingLoader:
         self.shuffle, self.augment, self.seed, self.rows = shuffle, augment, seed, rows
         self.workers = data.workers
         # Two batches per worker keep every worker busy while the trainer consumes one.
-        self.prefetch = prefetch or max(2, 2 * self.workers)
+        batch_bytes = batch_size * data.image_size ** 2 * 3
+        self.prefetch = prefetch or max(2, min(2 * self.workers, PREFETCH_BYTES // batch_bytes))
         self.dtype, self.start_method = np.dtype(dtype), start_method
         self.transform = Transform(data.image_size, train=augment, crop_fraction=data.crop_fraction,
                                    reduced_decode=data.reduced_decode)

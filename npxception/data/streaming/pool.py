@@ -182,7 +182,8 @@ class WorkerPool:
                                       f"{self.timeout:.0f} s; they are alive but stuck (a hung file system?)") from None
                 continue
             if message[0] == "crash":
-                raise WorkerError(f"data worker {message[1]} failed:\n{message[2]}")
+                last = message[2].strip().splitlines()[-1]  # the exception itself; one line
+                raise WorkerError(f"data worker {message[1]} failed: {last}")
             return message
 
     def _check_alive(self) -> None:
