@@ -106,6 +106,17 @@ def test_random_resized_box_follows_the_inception_recipe():
     assert random_resized_box(10, 1000, rng) == (0, 493, 10, 13)  # no draw fits: centre, aspect 4/3
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_workers_preprocess_exactly_as_the_in_memory_loader(dtype):
+    from npxception.data import preprocess
+    from npxception.data.streaming.pool import to_model_input
+
+    every_value = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, axis=3)
+    expected = preprocess(every_value, dtype)
+    assert to_model_input(every_value, dtype).dtype == expected.dtype
+    assert np.array_equal(to_model_input(every_value, dtype), expected)
+
+
 def test_center_box_and_crop_fraction():
     assert center_box(375, 500, 0.8975) == pytest.approx((19.21875, 81.71875, 336.5625, 336.5625))
     assert EVAL_CROP_FRACTION == 0.8975

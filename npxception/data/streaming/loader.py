@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..dataset import DatasetError
-from ..loader import Loader, preprocess
+from ..loader import Loader
 from .index import ImageIndex, Reader
 from .pool import WorkerPool, default_workers, fill
 from .transforms import EVAL_CROP_FRACTION, Transform
 
 log = logging.getLogger("npxception.data")
-# The default prefetch depth stays within this much shared memory (4 batches of 250 at 299).
+# The default prefetch depth stays within this much shared memory (float32: 31 batches of 32 at 299).
 PREFETCH_BYTES = 2**30
 
 
@@ -103,9 +103,9 @@ class StreamingLoader:
         self.shuffle, self.augment, self.seed, self.rows = shuffle, augment, seed, rows
         self.workers = data.workers
         # Two batches per worker keep every worker busy while the trainer consumes one.
-        batch_bytes = batch_size * data.image_size ** 2 * 3
-        self.prefetch = prefetch or max(2, min(2 * self.workers, PREFETCH_BYTES // batch_bytes))
         self.dtype, self.start_method = np.dtype(dtype), start_method
+        batch_bytes = batch_size * data.image_size ** 2 * 3 * self.dtype.itemsize
+        self.prefetch = prefetch or max(2, min(2 * self.workers, PREFETCH_BYTES // batch_bytes))
         self.transform = Transform(data.image_size, train=augment, crop_fraction=data.crop_fraction,
                                    reduced_decode=data.reduced_decode)
         self._reported: set[str] = set()
@@ -128,7 +128,7 @@ class StreamingLoader:
     def batch(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Batch `index` of `epoch`, decoded in this process."""
         samples = self.samples(epoch, index)
-        out = np.empty((len(samples), *self.data.image_shape), dtype=np.uint8)
+        out = np.empty((len(samples), *self.data.image_shape), dtype=self.dtype)
         reader = Reader(self.data.index)
         try:
             bad = fill(reader, self.transform, self.seed, epoch, samples, out)
@@ -152,7 +152,7 @@ class StreamingLoader:
         slot_rows = max(len(self.samples(epoch, i, order)) for i in (indices[0], indices[-1]))
         slots = min(self.prefetch, len(indices))
         pool = WorkerPool(self.data.index, self.transform, self.seed, workers=self.workers, slots=slots,
-                          slot_rows=max(slot_rows, 1), start_method=self.start_method)
+                          slot_rows=max(slot_rows, 1), dtype=self.dtype, start_method=self.start_method)
         pending: dict[int, list] = {}  # batch -> [slot, samples, tasks outstanding, bad rows]
         free = list(range(slots))
         upcoming = iter(indices)
@@ -177,7 +177,8 @@ class StreamingLoader:
                     pending[done][2] -= 1
                     pending[done][3].extend(bad)
                 slot, samples, _, bad = pending.pop(index)
-                batch = self._finish(pool.slots[slot][:len(samples)], samples, bad, epoch, index)
+                # A copy: the slot is refilled while the consumer still holds this batch.
+                batch = self._finish(pool.slots[slot][:len(samples)].copy(), samples, bad, epoch, index)
                 free.append(slot)
                 submit()
                 yield batch
@@ -185,7 +186,7 @@ class StreamingLoader:
             pool.close()
 
     def _finish(self, images: np.ndarray, samples: np.ndarray, bad: list, epoch: int, index: int):
-        """(preprocessed images, labels), without the unreadable rows when skipping them."""
+        """(images, labels), without the unreadable rows when skipping them."""
         if bad:
             _, name, reason = min(bad)
             if not self.data.skip_bad:
@@ -201,7 +202,7 @@ class StreamingLoader:
                 raise DatasetError(f"every image of batch {index} of epoch {epoch} is unreadable, e.g. "
                                    f"{name}: {reason}")
             images, samples = images[keep], samples[keep]
-        return preprocess(images, self.dtype), self.data.labels[samples]
+        return images, self.data.labels[samples]
 
 
 def make_loader(data, batch_size: int, **options) -> Loader | StreamingLoader:

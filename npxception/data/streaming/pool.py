@@ -1,10 +1,11 @@
 """Worker processes that decode and augment into shared memory, and hand back small messages.
 
-The parent creates `slots` shared-memory blocks, each holding one batch of uint8 images
-(rows, size, size, 3), and starts the workers. A task names a slot, a first row and the samples
-to decode there; the worker writes the pixels straight into the slot and answers with the task's
-id and the rows it could not read. No pixel array is ever pickled, and memory is bounded by the
-slots, whatever the dataset's size.
+The parent creates `slots` shared-memory blocks, each holding one batch (rows, size, size, 3) in
+the model's dtype, and starts the workers. A task names a slot, a first row and the samples to
+decode there; the worker decodes, augments and preprocesses (x / 127.5 - 1) straight into the
+slot and answers with the task's id and the rows it could not read. No pixel array is ever
+pickled, the parent's only per-batch work is one copy out of the slot, and memory is bounded by
+the slots, whatever the dataset's size.
 
 Never a hang: the parent waits for answers with a short timeout and checks between waits that
 every worker is alive, so a worker that dies (killed, out of memory, a crash in a decoder) turns
@@ -46,6 +47,7 @@ class Job:
     seed: int
     slot_names: tuple[str, ...]
     slot_rows: int
+    dtype: str
 
 
 def sample_rng(seed: int, epoch: int, sample: int) -> np.random.Generator:
@@ -53,31 +55,37 @@ def sample_rng(seed: int, epoch: int, sample: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch, sample])
 
 
+def to_model_input(image: np.ndarray, dtype) -> np.ndarray:
+    """uint8 -> x / 127.5 - 1 in `dtype`: the same arithmetic, in the same order, as `preprocess`
+    (computed in float32, then cast), without importing the model code into the workers."""
+    return (image.astype(np.float32) / np.float32(127.5) - np.float32(1.0)).astype(dtype, copy=False)
+
+
 def fill(reader: Reader, transform: Transform, seed: int, epoch: int, samples: np.ndarray,
          out: np.ndarray) -> list[tuple[int, str, str]]:
-    """Decode and transform `samples` into out[0], out[1], ...; returns (row, file, reason) of the
-    images that could not be read (their rows are left as they were)."""
+    """Decode, transform and preprocess `samples` into out[0], out[1], ... (a float array); returns
+    (row, file, reason) of the images that could not be read (their rows are left as they were)."""
     bad = []
     for row, sample in enumerate(samples):
         sample = int(sample)
         try:
             rng = sample_rng(seed, epoch, sample) if transform.train else None
-            out[row] = transform(reader.read(sample), rng)
+            out[row] = to_model_input(transform(reader.read(sample), rng), out.dtype)
         except (DecodeError, OSError, ValueError) as e:
             reason = str(e) if isinstance(e, DecodeError) else f"cannot read ({type(e).__name__}: {e})"
             bad.append((row, reader.index.name(sample), reason))
     return bad
 
 
-def _slot_view(shm: shared_memory.SharedMemory, rows: int, size: int) -> np.ndarray:
-    return np.ndarray((rows, size, size, 3), dtype=np.uint8, buffer=shm.buf)
+def _slot_view(shm: shared_memory.SharedMemory, rows: int, size: int, dtype) -> np.ndarray:
+    return np.ndarray((rows, size, size, 3), dtype=dtype, buffer=shm.buf)
 
 
 def _worker_main(worker: int, job: Job, tasks, results) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and then stops us
     parent = mp.parent_process()
     shms = [shared_memory.SharedMemory(name=name) for name in job.slot_names]
-    slots = [_slot_view(shm, job.slot_rows, job.transform.size) for shm in shms]
+    slots = [_slot_view(shm, job.slot_rows, job.transform.size, job.dtype) for shm in shms]
     reader = Reader(job.index)
     try:
         while True:
@@ -146,15 +154,16 @@ class WorkerPool:
     """`workers` processes and `slots` shared batch buffers; `slots[k]` is the parent's view."""
 
     def __init__(self, index: ImageIndex, transform: Transform, seed: int, *, workers: int, slots: int,
-                 slot_rows: int, start_method: str | None = None, timeout: float = 300.0):
+                 slot_rows: int, dtype=np.float32, start_method: str | None = None, timeout: float = 300.0):
         if workers < 1:
             raise ValueError(f"workers must be >= 1 for a worker pool, got {workers}")
         ctx = mp.get_context(start_method or default_start_method())
-        nbytes = max(1, slot_rows * transform.size * transform.size * 3)
+        dtype = np.dtype(dtype)
+        nbytes = max(1, slot_rows * transform.size * transform.size * 3 * dtype.itemsize)
         self._shms = [shared_memory.SharedMemory(create=True, size=nbytes) for _ in range(slots)]
-        self.slots = [_slot_view(shm, slot_rows, transform.size) for shm in self._shms]
+        self.slots = [_slot_view(shm, slot_rows, transform.size, dtype) for shm in self._shms]
         self.tasks, self.results = ctx.Queue(), ctx.Queue()
-        job = Job(index, transform, seed, tuple(shm.name for shm in self._shms), slot_rows)
+        job = Job(index, transform, seed, tuple(shm.name for shm in self._shms), slot_rows, dtype.str)
         self.processes = [ctx.Process(target=_worker_main, args=(k, job, self.tasks, self.results),
                                       name=f"npxception-data-{k}", daemon=True) for k in range(workers)]
         self._finalizer = weakref.finalize(self, _shutdown, self.processes, self._shms, (self.tasks, self.results))
