@@ -139,7 +139,7 @@ def main() -> int:
         root = Path(args.folder) if args.folder else write_folder(Path(tmp) / "images", count)
         files = sorted(root.glob("*/*.jpg"))
         count = len(files)
-        images = [f.read_bytes() for f in files[:min(len(files), 200)]]
+        images = [f.read_bytes() for f in files[:min(len(files), 100)]]
         rows = []
         for size in (299, 32):
             for reduced in (False, True):

@@ -69,7 +69,9 @@ class DataSpec:
         # Absolute paths, so a checkpoint still finds its data from another working directory.
         for name in ("data_dir", "data_path"):
             value = getattr(self, name)
-            if value is not None and not (self.dataset == "shards" and any(c in value for c in "*?[{")):
+            if value is not None and self.dataset == "shards" and any(c in value for c in "*?[{"):
+                object.__setattr__(self, name, os.path.abspath(os.path.expanduser(value)))  # keep the pattern
+            elif value is not None:
                 object.__setattr__(self, name, str(Path(value).expanduser().resolve()))
 
     def to_dict(self) -> dict:
