@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,7 +13,7 @@ from .train import check_model_fits
 
 
 def cmd_evaluate(args) -> int:
-    from ..data import load_evaluation, load_split
+    from ..data import load_evaluation, load_split, resolve_stream
     from ..train import evaluate
 
     if args.batch_size < 1:
@@ -24,11 +25,12 @@ def cmd_evaluate(args) -> int:
         if "data" not in meta:
             raise CLIError(f"{args.checkpoint}: the checkpoint does not record its data; give --dataset")
         spec = DataSpec(**meta["data"])
-        data = load_split(spec)[1]
     else:
         spec = DataSpec(args.dataset, args.data_dir, args.data_path, args.train_size, args.val_size,
-                        args.image_size, args.data_seed or 0)
-        data = load_evaluation(spec)
+                        args.image_size, args.data_seed or 0, args.stream, args.skip_bad_images)
+    if resolve_stream(spec).stream and spec.image_size is None:  # cropped to the model's size
+        spec = dataclasses.replace(spec, image_size=model.config.input_shape[0])
+    data = load_split(spec, args.workers)[1] if args.dataset is None else load_evaluation(spec, args.workers)
     if data.image_shape != model.config.input_shape:
         resize = ("give --image-size to resize them" if spec.dataset in ("folder", "shapes")
                   else "resize the images to the model's size" if spec.dataset == "npz"

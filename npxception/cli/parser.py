@@ -28,11 +28,11 @@ TRAIN_BN_MOMENTUM = 0.9
 TRAIN_CONFIG = TrainConfig.small()
 TRAIN_DEFAULTS = {
     "dataset": "shapes", "data_dir": None, "data_path": None, "train_size": None, "val_size": None,
-    "image_size": None, "data_seed": 0,
+    "image_size": None, "data_seed": 0, "stream": None, "workers": None, "skip_bad_images": False,
     "preset": "small", "width_multiplier": None, "middle_blocks": None, "dropout": None,
     "bn_momentum": TRAIN_BN_MOMENTUM, "backend": "auto",
     **dataclasses.asdict(TRAIN_CONFIG),
-    "out": None, "resume": None, "quiet": False, "threads": None,
+    "out": None, "resume": None, "quiet": False, "threads": None, "max_steps": None,
     "sync_bn": False, "bucket_mb": 4.0, "reduction": "ordered",
 }
 _TYPES = {"int": int, "float": float, "str": str}
@@ -47,8 +47,9 @@ def _data_options(p: argparse.ArgumentParser, *, for_training: bool) -> None:
     g.add_argument("--dataset", choices=DATASETS,
                    help=("shapes: built-in procedural images (default); " if for_training else "")
                    + "cifar10: cifar-10-batches-py in --data-dir; npz: --data-path with 'images' uint8 NHWC "
-                     "and 'labels'; folder: --data-dir with one subfolder per class")
-    g.add_argument("--data-dir", help="folder for cifar10 / folder datasets")
+                     "and 'labels'; folder: --data-dir with one subfolder per class; shards: webdataset "
+                     ".tar shards (KEY.jpg + KEY.cls) in --data-dir, a glob or a {000..099} range, streamed")
+    g.add_argument("--data-dir", help="folder for cifar10 / folder / shards datasets")
     g.add_argument("--data-path", help=".npz file for the npz dataset")
     g.add_argument("--train-size", type=int, help="use only the first N training images "
                                                   "(shapes: how many to draw, default 6000)")
@@ -57,6 +58,14 @@ def _data_options(p: argparse.ArgumentParser, *, for_training: bool) -> None:
     g.add_argument("--image-size", type=int, help="image side (shapes: default 32; folder: resize to it)")
     g.add_argument("--data-seed", type=int, help="seed of the built-in images and of the validation "
                                                  "hold-out (default 0)")
+    mode = g.add_mutually_exclusive_group()
+    # train's parser leaves unset options out (argument_default=SUPPRESS) to tell which were given
+    unset = {} if for_training else {"default": None}
+    mode.add_argument("--stream", dest="stream", action="store_true", **unset,
+                      help="decode the folder from disk as training goes (default: when it is large)")
+    mode.add_argument("--in-memory", dest="stream", action="store_false", help="decode the whole folder up front")
+    g.add_argument("--workers", type=int, help="processes decoding streamed images (default: cores - 1)")
+    g.add_argument("--skip-bad-images", action="store_true", help="streamed: log and skip unreadable files")
 
 
 def _train_config_options(p: argparse.ArgumentParser) -> None:
@@ -94,6 +103,7 @@ def _train_parser(sub, defaults: bool) -> None:
     r.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR with its saved "
                                                    "settings (options that contradict them are refused)")
     r.add_argument("--quiet", action="store_true", help="no progress bar: one line per epoch")
+    r.add_argument("--max-steps", type=int, help="save and stop after K steps (resumable), for smoke runs")
     r.add_argument("--threads", type=int, help="CPU threads for Numba kernels and BLAS (default: all)")
     _distributed_options(t)
     if defaults:

@@ -14,17 +14,17 @@ from ..train.config import TrainConfig
 from .common import CLIError, say
 
 # Options that change how this process runs, not what it computes: honoured on --resume.
-RUN_OPTIONS = {"quiet", "threads", "resume", "bucket_mb"}
+RUN_OPTIONS = {"quiet", "threads", "resume", "bucket_mb", "workers", "max_steps"}
 MODEL_OPTIONS = ("width_multiplier", "middle_blocks", "dropout", "bn_momentum")
 # data option -> DataSpec field
 DATA_OPTIONS = {"dataset": "dataset", "data_dir": "data_dir", "data_path": "data_path",
                 "train_size": "train_size", "val_size": "val_size", "image_size": "image_size",
-                "data_seed": "seed"}
+                "data_seed": "seed", "stream": "stream", "skip_bad_images": "skip_bad_images"}
 
 
 def data_spec(args) -> DataSpec:
     return DataSpec(args.dataset, args.data_dir, args.data_path, args.train_size, args.val_size,
-                    args.image_size, args.data_seed)
+                    args.image_size, args.data_seed, args.stream, args.skip_bad_images)
 
 
 def train_config(args) -> TrainConfig:
@@ -151,7 +151,7 @@ def _resume_distributed(dist, saved: dict, run_dir: Path) -> None:
 
 
 def _train(args, given: set[str], dist) -> int:
-    from ..data import load_split
+    from ..data import load_split, resolve_stream
     from ..models.xception import Xception
     from ..train import Trainer, TrainingInterrupted
     from ..data import describe_dataset
@@ -169,10 +169,14 @@ def _train(args, given: set[str], dist) -> int:
         if (run_dir / "checkpoint.npz").exists():
             raise CLIError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                            "or choose another --out")
-        spec, config = data_spec(args), train_config(args)
+        spec, config = resolve_stream(data_spec(args)), train_config(args)
+        if spec.stream and spec.image_size is None:  # streamed images are cropped to the model's size
+            from ..models.config import XceptionConfig
+
+            spec = dataclasses.replace(spec, image_size=getattr(XceptionConfig, args.preset)().input_shape[0])
         backend = default_backend() if args.backend == "auto" else args.backend
         model_cfg = None
-    train_data, val_data = load_split(spec)
+    train_data, val_data = load_split(spec, args.workers)
     if args.resume:  # before the model is built: a class added to the data is refused by name
         check_same_data(saved, {"train": describe_dataset(train_data), "val": describe_dataset(val_data)})
     if model_cfg is None:
@@ -192,16 +196,20 @@ def _train(args, given: set[str], dist) -> int:
         trainer.restore(groups, saved)
     tell = say if root else (lambda quiet, line: None)
     world = "" if dist is None else f" on {dist.size} processes{' with sync-BN' if dist.sync_bn else ''}"
+    loading = f"streamed from disk, {train_data.workers} data workers" if spec.stream else "in memory"
     tell(args.quiet, f"{'resuming' if args.resume else 'training'} Xception "
-                     f"({model.num_params()['trainable']:,} parameters) on {spec.dataset}: "
+                     f"({model.num_params()['trainable']:,} parameters) on {spec.dataset} ({loading}): "
                      f"{len(train_data)} training / {len(val_data)} validation images "
                      f"{train_data.image_shape}, backend {backend}{world}; run directory {run_dir}")
     try:
-        history = trainer.fit()
+        history = trainer.fit(args.max_steps)
     except TrainingInterrupted as e:
         if root:
             print(f"npxception train: {e}. Continue with: npxception train --resume {run_dir}", file=sys.stderr)
         return 128 + (e.signal or 2)  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
+    if trainer.stopped_early:
+        tell(args.quiet, f"stopped after --max-steps {args.max_steps}; continue with --resume {run_dir}")
+        return 0
     last = history[-1]
     tell(args.quiet, f"done: validation top-1 {100 * last['val_top1']:.2f}%; checkpoint, metrics.jsonl "
                      f"and plots in {run_dir}")

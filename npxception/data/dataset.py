@@ -67,10 +67,17 @@ class Dataset:
 
 def describe_dataset(data: Dataset) -> dict:
     """What a checkpoint records of its data: counts, shape, class names and a digest of the pixels and
-    labels, so that a resumed run can tell it is given the same images (JSON-serialisable)."""
+    labels, so that a resumed run can tell it is given the same images (JSON-serialisable).
+
+    A streamed dataset (data/streaming) holds no pixels: the digest covers its index instead (which
+    files, in which order), so describing it reads no image."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(np.ascontiguousarray(data.labels, dtype="<i8").tobytes())
-    digest.update(memoryview(np.ascontiguousarray(data.images)).cast("B"))
+    images = getattr(data, "images", None)
+    if images is None:
+        digest.update(data.index.names_blob)
+    else:
+        digest.update(memoryview(np.ascontiguousarray(images)).cast("B"))
     return {"count": len(data), "image_shape": list(data.image_shape), "class_names": list(data.class_names),
             "digest": digest.hexdigest()}
 

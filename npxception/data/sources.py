@@ -10,6 +10,13 @@ A `DataSpec` is what `npxception train` records in its checkpoint, so that `eval
 - "npz": `data_path` is an .npz (`images`, `labels`); `val_size` images are held out by a seeded
   permutation (default: a tenth).
 - "folder": `data_dir` has one subfolder per class; images resized to `image_size`; held out as npz.
+- "shards": `data_dir` is a folder of webdataset-style .tar shards (`KEY.jpg` + `KEY.cls`), a
+  glob or a `{000..099}` range; always streamed; held out as npz.
+
+`stream`: read a folder lazily through worker processes (`streaming/`) instead of into memory;
+None decides by size (`resolve_stream`), and the resolved value is what a checkpoint records.
+Streamed images are cropped to `image_size` (the Inception crop for training, the centre crop for
+evaluation); `skip_bad_images` drops unreadable files from a streamed set instead of stopping.
 
 `train_size` (and for cifar10 `val_size`) keep the first images only, for quick runs.
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +33,10 @@ from .dataset import Dataset, DatasetError, holdout_split, warn_if_one_class
 from .files import load_cifar10, load_image_folder, load_npz
 from .shapes import make_shapes
 
-DATASETS = ("shapes", "cifar10", "npz", "folder")
+DATASETS = ("shapes", "cifar10", "npz", "folder", "shards")
+STREAMABLE = ("folder", "shards")
+# A folder whose decoded images would take more than this is streamed unless told otherwise.
+IN_MEMORY_LIMIT = 4 * 2**30
 SHAPES_TRAIN_SIZE, SHAPES_VAL_SIZE, SHAPES_IMAGE_SIZE = 6000, 1000, 32
 
 
@@ -38,14 +49,20 @@ class DataSpec:
     val_size: int | None = None
     image_size: int | None = None
     seed: int = 0
+    stream: bool | None = None
+    skip_bad_images: bool = False
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
             raise DatasetError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
-        if self.dataset in ("cifar10", "folder") and not self.data_dir:
+        if self.dataset in ("cifar10", "folder", "shards") and not self.data_dir:
             raise DatasetError(f"--dataset {self.dataset} needs --data-dir")
         if self.dataset == "npz" and not self.data_path:
             raise DatasetError("--dataset npz needs --data-path (an .npz with 'images' and 'labels')")
+        if self.dataset == "shards" and self.stream is False:
+            raise DatasetError("--dataset shards is always streamed; drop --in-memory")
+        if self.stream and self.dataset not in STREAMABLE:
+            raise DatasetError(f"only {' and '.join(STREAMABLE)} datasets can be streamed, not {self.dataset!r}")
         for name in ("train_size", "val_size", "image_size", "seed"):
             value = getattr(self, name)
             if value is None and name != "seed":
@@ -64,20 +81,57 @@ class DataSpec:
         # Absolute paths, so a checkpoint still finds its data from another working directory.
         for name in ("data_dir", "data_path"):
             value = getattr(self, name)
-            if value is not None:
+            if value is not None and self.dataset == "shards" and any(c in value for c in "*?[{"):
+                object.__setattr__(self, name, os.path.abspath(os.path.expanduser(value)))  # keep the pattern
+            elif value is not None:
                 object.__setattr__(self, name, str(Path(value).expanduser().resolve()))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 16 * 2**30
+
+
+def resolve_stream(spec: DataSpec) -> DataSpec:
+    """`spec` with `stream` decided: shards always; a folder when its decoded images (count x
+    image_size^2 x 3 bytes, or the first image's own size) exceed IN_MEMORY_LIMIT or a quarter of
+    this machine's memory; everything else is in memory."""
+    if spec.stream is not None or spec.dataset not in STREAMABLE:
+        return spec if spec.stream is not None else dataclasses.replace(spec, stream=False)
+    if spec.dataset == "shards":
+        return dataclasses.replace(spec, stream=True)
+    from .streaming import Reader, folder_index, image_shape
+
+    index = folder_index(spec.data_dir)
+    if spec.image_size:
+        pixels = spec.image_size ** 2
+    else:
+        reader = Reader(index)
+        height, width = image_shape(reader.read(0))
+        reader.close()
+        pixels = height * width
+    count = min(len(index), spec.train_size or len(index))
+    return dataclasses.replace(spec, stream=count * pixels * 3 > min(IN_MEMORY_LIMIT, _memory_bytes() // 4))
+
+
 def _first(data: Dataset, count: int | None) -> Dataset:
     return data if count is None or count >= len(data) else data.subset(slice(0, count))
 
 
-def load_split(spec: DataSpec) -> tuple[Dataset, Dataset]:
-    """(train, validation) for `spec`; warns when the training images are all of one class."""
-    train, val = _split(spec)
+def load_split(spec: DataSpec, workers: int | None = None) -> tuple[Dataset, Dataset]:
+    """(train, validation) for `spec`; StreamingDatasets (decoded by `workers` processes) when it
+    streams. Warns when the training images are all of one class."""
+    if resolve_stream(spec).stream:
+        from .streaming import streaming_split
+
+        train, val = streaming_split(spec, workers)
+    else:
+        train, val = _split(spec)
     warn_if_one_class(train, spec.data_path or spec.data_dir or spec.dataset)
     return train, val
 
@@ -97,9 +151,13 @@ def _split(spec: DataSpec) -> tuple[Dataset, Dataset]:
     return _first(train, spec.train_size), val
 
 
-def load_evaluation(spec: DataSpec) -> Dataset:
+def load_evaluation(spec: DataSpec, workers: int | None = None) -> Dataset:
     """The images to evaluate on when a dataset is named for `evaluate`: the validation set for
-    shapes and cifar10 (the test batch), every image of an .npz file or image folder."""
+    shapes and cifar10 (the test batch), every image of an .npz file, image folder or shards."""
+    if resolve_stream(spec).stream:
+        from .streaming import streaming_evaluation
+
+        return streaming_evaluation(spec, workers)
     if spec.dataset == "npz":
         return load_npz(spec.data_path)
     if spec.dataset == "folder":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data import Dataset, Loader
+from ..data import Dataset, make_loader
 from .metrics import confusion_matrix, topk_correct
 
 
@@ -13,12 +13,13 @@ def evaluate(model, data: Dataset, batch_size: int = 100, label_smoothing: float
 
     Returns {"loss", "top1", "top5", "count"} (accuracies as fractions) and "confusion", a (K, K)
     int array. The loss is the mean over images (batches weighted by their size), so the result
-    does not depend on `batch_size` beyond float rounding.
+    does not depend on `batch_size` beyond float rounding. A streamed dataset that skips
+    unreadable images is scored on the images it could read.
     """
     be = model.backend
     loss_sum, top1, top5 = 0.0, 0, 0
-    predicted = []
-    for x, labels in Loader(data, batch_size, dtype=_model_dtype(model)).epoch(0):
+    predicted, seen = [], []
+    for x, labels in make_loader(data, batch_size, dtype=_model_dtype(model)).epoch(0):
         logits = model.forward(be.to_device(x), False)
         check_labels(labels, int(logits.shape[-1]), len(x), "evaluation labels")
         loss = be.softmax_cross_entropy(logits, be.to_device(labels), label_smoothing)
@@ -27,9 +28,10 @@ def evaluate(model, data: Dataset, batch_size: int = 100, label_smoothing: float
         top1 += topk_correct(scores, labels, 1)
         top5 += topk_correct(scores, labels, 5)
         predicted.append(scores.argmax(axis=1))
-    n = len(data)
+        seen.append(labels)
+    n = sum(len(labels) for labels in seen)
     return {"loss": loss_sum / n, "top1": top1 / n, "top5": top5 / n, "count": n,
-            "confusion": confusion_matrix(np.concatenate(predicted), data.labels, data.num_classes)}
+            "confusion": confusion_matrix(np.concatenate(predicted), np.concatenate(seen), data.num_classes)}
 
 
 def check_labels(labels: np.ndarray, num_classes: int, count: int, what: str = "labels") -> None:

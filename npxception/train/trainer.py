@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import Dataset, Loader, describe_dataset
+from ..data import Dataset, describe_dataset, make_loader
 from .checkpoint import CheckpointError, save_checkpoint
 from .clipping import clip_by_global_norm
 from .config import TrainConfig
@@ -96,8 +96,8 @@ class Trainer:
         self.quiet, self.extra_meta = quiet, dict(extra_meta or {})
         self.data_description = {"train": describe_dataset(train_data), "val": describe_dataset(val_data)}
         dtype = np.dtype(getattr(model, "dtype", np.float32))
-        self.loader = Loader(train_data, config.batch_size, shuffle=True, augment=config.augment,
-                             seed=config.seed, dtype=dtype)
+        self.loader = make_loader(train_data, config.batch_size, shuffle=True, augment=config.augment,
+                                  seed=config.seed, dtype=dtype)
         self.optimizer = make_optimizer(config.optimizer, self.backend, momentum=config.momentum,
                                         weight_decay=config.weight_decay)
         self.schedule = Schedule(config.lr, config.schedule, config.epochs, config.warmup_epochs,
@@ -137,8 +137,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def fit(self) -> list[dict]:
-        """Train until `config.epochs`; returns the history (one dict per epoch)."""
+    def fit(self, max_steps: int | None = None) -> list[dict]:
+        """Train until `config.epochs`, or save and return after `max_steps` steps of this call
+        (a smoke run; `stopped_early` is then True and the run resumes from the checkpoint).
+        Returns the history (one dict per finished epoch)."""
+        if max_steps is not None and max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        self._steps_left, self.stopped_early = max_steps, False
         previous = install_stop_handlers(self._on_signal)
         try:
             # One training per run directory: rank 0 holds the lock for a data-parallel run.
@@ -149,15 +154,20 @@ class Trainer:
                     self.log.path.write_text("".join(_json_line(h) for h in self.history))
                 if self.dist is not None:
                     self.dist.start(self)  # rank 0's weights on every rank, checked equal
-                while self.epoch < self.config.epochs:
-                    self._train_epoch()
+                while self.epoch < self.config.epochs and self._steps_left != 0:
+                    if not self._train_epoch():
+                        break
                     self._end_epoch()
+                if self._steps_left == 0 and self.epoch < self.config.epochs:
+                    self._save()
+                    self.stopped_early = True
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         return self.history
 
-    def _train_epoch(self) -> None:
+    def _train_epoch(self) -> bool:
+        """The rest of the epoch; False if it stopped at the step limit before the epoch's end."""
         from tqdm import tqdm
 
         cfg, epoch, steps = self.config, self.epoch, len(self.loader)
@@ -181,12 +191,17 @@ class Trainer:
                 r["correct"] += correct
                 r["seen"] += len(labels)
                 self.batch += 1
+                if self._steps_left is not None:
+                    self._steps_left -= 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{r['loss_sum'] / r['seen']:.4f}",
                                 acc=f"{r['correct'] / r['seen']:.3f}",
                                 img_s=f"{r['seen'] / max(r['seconds'], 1e-9):.0f}", refresh=False)
+                if self._steps_left == 0 and self.batch < steps:
+                    return False
         finally:
             bar.close()
+        return True
 
     def _step(self, x: np.ndarray, labels: np.ndarray, progress: float) -> tuple[float, int]:
         """One optimisation step; returns (loss, number of correct top-1 predictions)."""
