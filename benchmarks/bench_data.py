@@ -157,7 +157,8 @@ def main() -> int:
     need = gpu_need()
     result = {"machine": platform.processor() or platform.machine(), "python": platform.python_version(),
               "images": count, "mean_jpeg_kb": mean_kb, "rows": rows, "gpu": need,
-              "note": "2-core machine loaded by other work while measured; rates are indicative"}
+              "note": "shared 2-core machine, other work running (load average 1-3 at the time, after hours "
+                      "near 20); rates are indicative"}
     if args.quick:
         return 0
     RESULTS.mkdir(exist_ok=True)
