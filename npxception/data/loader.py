@@ -26,6 +26,16 @@ def preprocess(images: np.ndarray, dtype=np.float32) -> np.ndarray:
     return preprocess_input(images).astype(dtype, copy=False)
 
 
+def epoch_order(count: int, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
+    """The order of `count` samples in `epoch`: a permutation seeded by (seed, epoch), or 0..count-1.
+
+    Every loader (in memory or streamed) draws it here, so batch b of epoch e holds the same samples
+    whichever loader serves it."""
+    if not shuffle:
+        return np.arange(count)
+    return np.random.default_rng([seed, epoch]).permutation(count)
+
+
 class Loader:
     """Iterates a Dataset in batches of (x (B, H, W, 3) float, labels (B,) int64).
 
@@ -47,9 +57,7 @@ class Loader:
 
     def order(self, epoch: int) -> np.ndarray:
         """The sample order of `epoch`."""
-        if not self.shuffle:
-            return np.arange(len(self.data))
-        return np.random.default_rng([self.seed, epoch]).permutation(len(self.data))
+        return epoch_order(len(self.data), self.shuffle, self.seed, epoch)
 
     def batch(self, epoch: int, index: int, order: np.ndarray | None = None):
         """Batch `index` of `epoch`: (x, labels)."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..dataset import DatasetError
-from ..loader import Loader
+from ..loader import Loader, epoch_order
 from .index import ImageIndex, Reader
 from .pool import WorkerPool, default_workers, fill
 from .transforms import EVAL_CROP_FRACTION, Transform
@@ -115,9 +115,7 @@ class StreamingLoader:
 
     def order(self, epoch: int) -> np.ndarray:
         """The sample order of `epoch` (the same permutation `Loader` draws)."""
-        if not self.shuffle:
-            return np.arange(len(self.data))
-        return np.random.default_rng([self.seed, epoch]).permutation(len(self.data))
+        return epoch_order(len(self.data), self.shuffle, self.seed, epoch)
 
     def samples(self, epoch: int, index: int, order: np.ndarray | None = None) -> np.ndarray:
         """The sample numbers in batch `index` of `epoch` (only `rows` of it, when given)."""
