@@ -109,6 +109,7 @@ def test_through_ops_api():
                  ops.softmax_cross_entropy(logits, labels), name="loss")
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # 0 * Inf, on purpose
 @pytest.mark.parametrize("op", ["conv2d", "depthwise_conv2d"])
 def test_padded_taps_multiply_zero_by_the_weight(op):
     """Inf in w (forward) or dy (filter gradient) meets the padding: NaN where the reference has it."""
