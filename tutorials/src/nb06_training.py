@@ -29,8 +29,8 @@ The data is `npxception`'s built-in dataset: ten classes of procedurally drawn s
 It is generated on the fly, the same on every machine, so nothing is downloaded. (The same code
 trains on CIFAR-10 with `npxception.data.load_cifar10` once you have the files.)
 
-**Runtime:** about 2.5 minutes on 2 CPU cores, almost all of it training (measured before the
-exercises were added, which take seconds) (fast mode: a 16x16 model a sixteenth of the width, 160
+**Runtime:** 3.0 minutes (179 s) in the stored full run on 2 quiet CPU cores, almost all of it
+training, Numba compilation from a warm cache included (fast mode: a 16x16 model a sixteenth of the width, 160
 images, one epoch, about 10 s).
 """),
     code(r"""
