@@ -31,8 +31,8 @@ per side. This is not ImageNet: a small, easy dataset, short runs, few seeds. Wh
 says what happens *at this scale*.
 
 **Runtime:** 24 training runs, each printing one line when it ends: 8.6 minutes (515 s) in the
-stored full run on 2 quiet CPU cores, Numba compilation from a warm cache included. Fast mode: a tiny model on 64 images, one epoch, one learning rate, two seeds,
-about 25 s.
+stored full run on 2 quiet CPU cores, Numba compilation from a warm cache included. Fast mode: a
+tiny model on 64 images, one epoch, one learning rate, two seeds, about 25 s.
 """),
     code(r"""
 import contextlib
