@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import time
 
 import numpy as np
 
 from .world import World
+
+ABORT_GRACE_S = 0.5  # seconds between the error line and MPI_Abort
 
 
 def rank_order_sum(gathered: np.ndarray) -> np.ndarray:
@@ -102,4 +105,7 @@ class Communicator:
         """Print `message` naming this rank, then end every rank of the job (MPI_Abort)."""
         print(f"npxception: rank {self.rank} of {self.size}: {message}; aborting all {self.size} ranks",
               file=sys.stderr, flush=True)
+        # MPI_Abort does not wait for the launcher to forward what the rank wrote: Hydra can kill the
+        # processes while the line is still in the pipe. A short pause lets it reach the terminal.
+        time.sleep(ABORT_GRACE_S)
         self.comm.Abort(code)

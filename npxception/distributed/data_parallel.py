@@ -34,6 +34,12 @@ def shard_bounds(rows: int, size: int, rank: int) -> tuple[int, int]:
     return start, start + base + (1 if rank < extra else 0)
 
 
+class AgreedError(ValueError):
+    """A set-up error that every rank raises at the same point from the same inputs (the command
+    line and the data sizes). No rank waits in a collective, so the job ends without MPI_Abort:
+    rank 0 prints the one-line error and every rank exits with status 1."""
+
+
 class DataParallel:
     """One rank's part in a data-parallel run over `comm`."""
 
@@ -56,15 +62,15 @@ class DataParallel:
         """Clear errors for a global batch that cannot be split over the ranks."""
         n = self.size
         if batch_size % n:
-            raise ValueError(f"--batch-size is the global batch and must divide evenly over the {n} ranks, "
+            raise AgreedError(f"--batch-size is the global batch and must divide evenly over the {n} ranks, "
                              f"got {batch_size} ({batch_size} % {n} = {batch_size % n})")
         last = train_rows % batch_size
         if 0 < last < n:
-            raise ValueError(f"the last batch of each epoch holds {last} of the {train_rows} training images, "
+            raise AgreedError(f"the last batch of each epoch holds {last} of the {train_rows} training images, "
                              f"fewer than the {n} ranks; choose a --batch-size or --train-size so that "
                              f"{train_rows} % batch-size is 0 or at least {n}")
         if val_rows < n:
-            raise ValueError(f"{val_rows} validation images cannot be shared by {n} ranks; "
+            raise AgreedError(f"{val_rows} validation images cannot be shared by {n} ranks; "
                              f"give --val-size {n} or more")
 
     def attach(self, trainer) -> None:
@@ -160,6 +166,10 @@ class DataParallel:
             yield
         except TrainingInterrupted:
             raise
+        except AgreedError:
+            if self.is_root:
+                raise
+            raise SystemExit(1) from None  # rank 0 says it once
         except KeyboardInterrupt:  # before training started, or a second Ctrl-C: nothing to save
             self.comm.abort("interrupted (Ctrl-C) outside a training step")
             raise
