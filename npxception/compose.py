@@ -119,6 +119,10 @@ def batch_norm_backward(be, dy, x, gamma, mean, var, epsilon: float, training: b
 # The reference definitions of the contract's optional FusedOps: a backend's fused version must
 # give what these compositions give (tests/test_architecture.py checks the cpu backend's).
 
+def conv2d_filter_grad(be, dy, x, w, stride: Pair, padding: Padding4, dilation: Pair):
+    return be.conv2d_backward(dy, x, w, stride, padding, dilation)[1]
+
+
 def batch_norm_relu_train(be, x, gamma, beta, epsilon: float):
     y, mean, var = be.batch_norm_train(x, gamma, beta, epsilon)
     return be.relu(y), mean, var

@@ -67,6 +67,17 @@ def test_cpu_fused_batch_norm_relu_equals_its_definition(training):
         np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.parametrize("stride, padding", [((1, 1), (0, 0, 0, 0)), ((2, 2), (0, 1, 0, 1))])
+def test_cpu_conv2d_filter_grad_equals_its_definition(stride, padding):
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 9, 8, 3)), rng.standard_normal((3, 3, 3, 4))
+    dy = rng.standard_normal(cpu.conv2d(x, w, stride, padding, (1, 1)).shape)
+    ours = cpu.conv2d_filter_grad(dy, x, w, stride, padding, (1, 1))
+    np.testing.assert_array_equal(ours, cpu.conv2d_backward(dy, x, w, stride, padding, (1, 1))[1])
+    definition = compose.conv2d_filter_grad(reference, dy, x, w, stride, padding, (1, 1))
+    np.testing.assert_allclose(ours, definition, rtol=1e-13, atol=1e-13)
+
+
 @pytest.mark.parametrize("be", [reference, cpu], ids=["numpy", "cpu"])
 def test_batch_norm_statistics_step_is_replaceable(be):
     """Normalising half a batch with the whole batch's statistics gives that half of the whole's y:

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from npxception import Xception, XceptionConfig, preprocess_input
+from npxception import Xception, XceptionConfig, nn, preprocess_input
 from npxception.io import load_npz, save_npz
 from npxception.testing import complete_backends
 from tests.compare import RTOL, rel_error
@@ -283,3 +283,49 @@ def test_bad_configs_and_inputs_are_clear_errors():
         model.forward(np.zeros((2, 16, 16, 1), np.float32), False)
     with pytest.raises(ValueError, match="too small"):
         model.predict(np.zeros((1, 4, 4, 3), np.float32))
+
+
+# ---------------------------------------------------------------------------- fused layers
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fused_network_equals_the_unfused_one(backend):
+    """Each BatchNorm + ReLU pair as one nn.BatchNormReLU (fused kernels on the cpu backend) gives the
+    unfused network's logits, gradients and moving statistics, in training and inference."""
+    config = XceptionConfig.tiny(dropout=0.0)
+    fused, plain = (Xception(config, backend=backend, seed=3, dtype="float64", fuse=f) for f in (True, False))
+    assert [leaf.name for leaf in fused.leaves()] == [leaf.name for leaf in plain.leaves()]
+    assert fused.summary() == plain.summary()
+    pairs = [u for u in fused.network.compute_layers() if isinstance(u, nn.BatchNormReLU)]
+    assert (len(pairs) > 0) == hasattr(fused.backend, "batch_norm_relu_train")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, *config.input_shape))
+    labels = rng.integers(0, config.num_classes, 4)
+    (loss_f, logits_f, dx_f), (loss_p, logits_p, dx_p) = (_loss_and_backward(m, x, labels) for m in (fused, plain))
+    assert rel_error(loss_f, loss_p) < 1e-13
+    for a, b in ((logits_f, logits_p), (dx_f, dx_p)):
+        assert rel_error(fused.backend.to_numpy(a), plain.backend.to_numpy(b)) < 1e-12
+    grads_f, grads_p = fused.gradients(), plain.gradients()
+    for key in grads_p:
+        assert rel_error(grads_f[key], grads_p[key]) < 1e-12, key
+    state_f, state_p = fused.state_dict(), plain.state_dict()
+    for key in state_p:
+        assert rel_error(state_f[key], state_p[key]) < 1e-13, key
+    infer = [m.backend.to_numpy(m.forward(x, False)) for m in (fused, plain)]
+    assert rel_error(*infer) < 1e-12
+
+
+def test_without_the_input_gradient_the_weight_gradients_are_the_same():
+    config = XceptionConfig.tiny(dropout=0.0)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, *config.input_shape))
+    labels = rng.integers(0, config.num_classes, 3)
+    grads = []
+    for input_grad in (True, False):
+        model = Xception(config, backend="cpu", seed=1, dtype="float64")
+        be = model.backend
+        dx = model.backward(be.softmax_cross_entropy_backward(1.0, model.forward(x, True), labels, 0.0),
+                            input_grad=input_grad)
+        assert (dx is None) == (not input_grad)
+        grads.append(model.gradients())
+    for key in grads[0]:
+        np.testing.assert_array_equal(grads[0][key], grads[1][key], err_msg=key)

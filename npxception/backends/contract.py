@@ -195,7 +195,13 @@ class Backend(Protocol):
 
 
 class FusedOps(Protocol):
-    """Optional fused functions. Each must equal the composition in its docstring (to rounding)."""
+    """Optional functions: fused compositions, or the part of a function a caller needs. Each must
+    equal the composition in its docstring (to rounding); callers fall back to that composition."""
+
+    def conv2d_filter_grad(self, dy: Array, x: Array, w: Array, stride: Pair, padding: Padding4,
+                           dilation: Pair) -> Array:
+        """conv2d_backward(dy, x, w, stride, padding, dilation)[1]: dw alone, for the network's
+        first layer, whose input (the images) needs no gradient. Only w's shape is read."""
 
     def batch_norm_relu_train(self, x: Array, gamma: Array, beta: Array,
                               epsilon: float) -> tuple[Array, Array, Array]:

@@ -109,7 +109,7 @@ class DataParallel:
     def backward(self, model, dlogits) -> None:
         """Backward with the gradient buckets reducing as blocks finish; one wait at the end."""
         start = time.perf_counter()
-        model.backward(dlogits, on_block_done=self.buckets.ready)
+        model.backward(dlogits, on_block_done=self.buckets.ready, input_grad=False)
         backward_s = time.perf_counter() - start
         timings = self.buckets.finish()
         self.step_times.append({"backward_s": backward_s, **timings})

@@ -40,8 +40,8 @@ DOWNSAMPLING_WIDTHS = ((128, 128), (256, 256), (728, 728), (728, 1024))
 class _Builder:
     """Makes the layers of one model: same backend, dtype, random stream and BN settings."""
 
-    def __init__(self, config: XceptionConfig, backend, dtype, rng: np.random.Generator):
-        self.config, self.rng = config, rng
+    def __init__(self, config: XceptionConfig, backend, dtype, rng: np.random.Generator, fuse: bool = True):
+        self.config, self.rng, self.fuse = config, rng, fuse
         self.common = {"backend": backend, "dtype": dtype}
 
     def conv(self, name, cin, cout, kernel, stride, padding):
@@ -64,7 +64,8 @@ class _Builder:
         return nn.MaxPool2D(name, 3, stride=2, padding="same", **self.common)
 
     def sequential(self, name, layers):
-        return nn.Sequential(name, layers, **self.common)
+        """A Sequential; with `fuse`, each BatchNorm + ReLU pair in it runs as one nn.BatchNormReLU."""
+        return nn.Sequential(name, nn.fuse_batch_norm_relu(layers) if self.fuse else layers, **self.common)
 
     def residual(self, name, main, shortcut):
         """main + shortcut, or main alone when the residual connections are switched off."""
@@ -132,9 +133,10 @@ class _Builder:
         ])
 
 
-def build_xception(config: XceptionConfig, backend, dtype, rng: np.random.Generator) -> nn.Sequential:
-    """The whole network as one Sequential of blocks, laid out by SHORTCUT_BLOCKS."""
-    b, w = _Builder(config, backend, dtype, rng), config.width
+def build_xception(config: XceptionConfig, backend, dtype, rng: np.random.Generator,
+                   fuse: bool = True) -> nn.Sequential:
+    """The whole network as one Sequential of blocks, laid out by SHORTCUT_BLOCKS (fuse: see Xception)."""
+    b, w = _Builder(config, backend, dtype, rng, fuse), config.width
     *entry, exit_block = zip(SHORTCUT_BLOCKS, DOWNSAMPLING_WIDTHS)
     stem, c = b.stem(config.input_shape[2])
     blocks = [stem]
@@ -163,10 +165,13 @@ class Xception:
 
     Weights start as Keras's initializers draw them (Glorot uniform kernels, zero biases and betas,
     unit gammas and moving variances) from `seed`; float32 by default, float64 for checks.
+    `fuse` (default True) runs each BatchNorm + ReLU pair as one nn.BatchNormReLU, which takes the
+    backend's fused kernels when it has them; fuse=False keeps every layer separate (the reference
+    the fused network is tested against). Both have the same layers, names and weights.
     """
 
     def __init__(self, config: XceptionConfig | None = None, backend="auto", seed: int = 0,
-                 dtype="float32"):
+                 dtype="float32", fuse: bool = True):
         self.config = config if config is not None else XceptionConfig.paper()
         if not isinstance(self.config, XceptionConfig):
             raise TypeError(f"config must be an XceptionConfig, got {type(self.config).__name__}")
@@ -177,7 +182,7 @@ class Xception:
         self.seed = int(seed)
         self.dropout_counter = 0
         self.network = build_xception(self.config, self.backend, self.dtype,
-                                      np.random.default_rng(self.seed))
+                                      np.random.default_rng(self.seed), fuse=bool(fuse))
         self._leaves = list(self.network.leaves())
         self._dropouts = [leaf for leaf in self._leaves if isinstance(leaf, nn.Dropout)]
 
@@ -198,15 +203,18 @@ class Xception:
             self._advance_dropout()
         return self.network.forward(x, bool(training))
 
-    def backward(self, dlogits, on_block_done=None):
+    def backward(self, dlogits, on_block_done=None, input_grad: bool = True):
         """Gradient of the loss w.r.t. the input, given d(loss)/d(logits); fills every grad.
 
         `on_block_done(block)`, if given, is called as each top-level block (self.network.layers)
         finishes its backward, last block first: its gradients are then final, which is when
         data-parallel training starts sending them (npxception.distributed).
+        `input_grad=False` (training: nothing needs the images' gradient) returns None and spares
+        the first convolution its input gradient.
         """
         if isinstance(dlogits, np.ndarray):
             dlogits = self.backend.to_device(np.ascontiguousarray(dlogits, dtype=self.dtype))
+        self._leaves[0].input_grad = bool(input_grad)
         if on_block_done is None:
             return self.network.backward(dlogits)
         for block in reversed(self.network.layers):

@@ -15,12 +15,14 @@ from .conv import Conv2D
 from .dense import Dense
 from .depthwise import DepthwiseConv2D
 from .dropout import Dropout
+from .fused import BatchNormReLU, fuse_batch_norm_relu
 from .layer import Layer
 from .pointwise import PointwiseConv2D
 from .pooling import GlobalAvgPool2D, MaxPool2D
 from .separable import SeparableConv2D
 
 __all__ = [
-    "BatchNorm", "Conv2D", "Dense", "DepthwiseConv2D", "Dropout", "ELU", "GlobalAvgPool2D", "Layer",
+    "BatchNorm", "BatchNormReLU", "Conv2D", "Dense", "DepthwiseConv2D", "Dropout", "ELU", "GlobalAvgPool2D", "Layer",
     "MaxPool2D", "PointwiseConv2D", "ReLU", "Residual", "SeparableConv2D", "Sequential",
+    "fuse_batch_norm_relu",
 ]

@@ -43,6 +43,10 @@ class Sequential(Layer):
         for layer in self.layers:
             yield from layer.leaves()
 
+    def compute_layers(self) -> Iterator[Layer]:
+        for layer in self.layers:
+            yield from layer.compute_layers()
+
 
 class Residual(Layer):
     def __init__(self, name: str, main: Layer, shortcut: Layer | None = None, *, backend="auto",
@@ -76,3 +80,8 @@ class Residual(Layer):
         yield from self.main.leaves()
         if self.shortcut is not None:
             yield from self.shortcut.leaves()
+
+    def compute_layers(self) -> Iterator[Layer]:
+        yield from self.main.compute_layers()
+        if self.shortcut is not None:
+            yield from self.shortcut.compute_layers()

@@ -2,6 +2,7 @@
 
 x (N, H, W, Cin) -> y (N, Ho, Wo, Cout); kernel (kh, kw, Cin, Cout), Glorot uniform.
 Ho = floor((H + pad_top + pad_bottom - dh * (kh - 1) - 1) / sh) + 1 (likewise Wo).
+With `input_grad` False (the network's first layer in training) backward computes dw alone.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .. import compose
 from .initializers import glorot_uniform
 from .layer import Layer, Shape, check_input
 from ..shapes import Window
@@ -40,9 +42,15 @@ class Conv2D(Layer):
 
     def backward(self, dy):
         s = self._saved_for_backward()
-        w = self.window
-        dx, self.grads["kernel"] = self.backend.conv2d_backward(
-            dy, s.x, self.params["kernel"], w.stride, s.pads, w.dilation)
+        w, be, kernel = self.window, self.backend, self.params["kernel"]
+        if not self.input_grad:  # dw alone: the backend's filter-gradient op, or the full backward
+            if hasattr(be, "conv2d_filter_grad"):
+                self.grads["kernel"] = be.conv2d_filter_grad(dy, s.x, kernel, w.stride, s.pads, w.dilation)
+            else:
+                self.grads["kernel"] = compose.conv2d_filter_grad(be, dy, s.x, kernel, w.stride, s.pads,
+                                                                  w.dilation)
+            return None
+        dx, self.grads["kernel"] = be.conv2d_backward(dy, s.x, kernel, w.stride, s.pads, w.dilation)
         return dx
 
     def output_shape(self, input_shape: Shape) -> Shape:

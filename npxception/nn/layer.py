@@ -34,6 +34,9 @@ class Layer:
         self.grads: dict = {}
         self.state: dict = {}
         self._saved = None
+        # False when nothing needs d(loss)/d(input): the network's first layer in training, whose
+        # input is the images. A layer may then skip that work and return None from backward.
+        self.input_grad = True
 
     # The three methods a concrete layer provides.
     def forward(self, x, training: bool):
@@ -53,6 +56,11 @@ class Layer:
     # Helpers shared by every layer.
     def leaves(self) -> Iterator[Layer]:
         """The layers that hold weights or compute something (a container yields its children's)."""
+        yield self
+
+    def compute_layers(self) -> Iterator[Layer]:
+        """The layers whose forward and backward do the work, in order: a container yields its
+        children's, a fused layer (nn.BatchNormReLU) itself. What a profiler should time."""
         yield self
 
     def weights(self) -> dict:

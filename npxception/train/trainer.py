@@ -226,7 +226,8 @@ class Trainer:
                 f"stopped and {kept}. Try a smaller --lr, a warm-up (--warmup-epochs) or "
                 "gradient clipping (--clip-norm).")
         if dist is None:
-            model.backward(be.softmax_cross_entropy_backward(1.0, logits, labels_dev, cfg.label_smoothing))
+            model.backward(be.softmax_cross_entropy_backward(1.0, logits, labels_dev, cfg.label_smoothing),
+                           input_grad=False)
         else:  # weighted by this rank's share of the rows: the summed gradients are the global mean's
             dist.backward(model, be.softmax_cross_entropy_backward(dist.loss_weight, logits, labels_dev,
                                                                    cfg.label_smoothing))

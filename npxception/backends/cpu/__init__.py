@@ -3,8 +3,9 @@
 Same files and function names as `reference/`, so each operation reads side by side; every file's
 docstring says how its kernels split the work (always over what owns the output, so no two threads
 write one element) and why. Pointwise convolutions, dense layers and the im2col convolutions are
-BLAS GEMMs. Optional fused ops of the contract (`contract.FusedOps`): `batch_norm_relu_train`,
-`batch_norm_relu_infer`, `batch_norm_relu_backward`. Threads: `npxception.set_num_threads(n)` sets Numba's and BLAS's.
+BLAS GEMMs. Optional ops of the contract (`contract.FusedOps`): `conv2d_filter_grad`,
+`batch_norm_relu_train`, `batch_norm_relu_infer`, `batch_norm_relu_backward`.
+Threads: `npxception.set_num_threads(n)` sets Numba's and BLAS's.
 
 Kernels compile on first use for the dtype they meet (float32 or float64) and are cached on disk
 (`cache=True`), so later processes load them instead of compiling.
@@ -15,7 +16,7 @@ from . import threads  # first: sets the OpenMP wait policy before any kernel ca
 from ..contract import exports
 from .activations import elu, elu_backward, relu, relu_backward
 from .arrays import synchronize, to_device, to_numpy, zeros
-from .conv import conv2d, conv2d_backward
+from .conv import conv2d, conv2d_backward, conv2d_filter_grad
 from .dense import dense, dense_backward
 from .depthwise import depthwise_conv2d, depthwise_conv2d_backward
 from .dropout import dropout, dropout_backward
@@ -36,4 +37,5 @@ from .pool import global_avg_pool2d, global_avg_pool2d_backward, max_pool2d, max
 
 name = "cpu"
 
-__all__ = [*exports("batch_norm_relu_train", "batch_norm_relu_infer", "batch_norm_relu_backward"), "threads"]
+__all__ = [*exports("conv2d_filter_grad", "batch_norm_relu_train", "batch_norm_relu_infer",
+                    "batch_norm_relu_backward"), "threads"]

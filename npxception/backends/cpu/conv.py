@@ -33,7 +33,7 @@ def conv2d(x, w, stride, padding, dilation):
 
 def conv2d_backward(dy, x, w, stride, padding, dilation):
     return (conv2d_input_grad(dy, w, x.shape, stride, padding, dilation),
-            conv2d_filter_grad(dy, x, w.shape, stride, padding, dilation))
+            conv2d_filter_grad(dy, x, w, stride, padding, dilation))
 
 
 def conv2d_input_grad(dy, w, x_shape, stride, padding, dilation):
@@ -46,8 +46,9 @@ def conv2d_input_grad(dy, w, x_shape, stride, padding, dilation):
     return dx
 
 
-def conv2d_filter_grad(dy, x, w_shape, stride, padding, dilation):
-    """dw (w_shape) = im2col(x)^T @ dY."""
+def conv2d_filter_grad(dy, x, w, stride, padding, dilation):
+    """dw (w's shape) = im2col(x)^T @ dY; only w's shape is read (the contract's optional op)."""
+    w_shape = w.shape
     kh, kw, _, cout = w_shape
     n, ho, wo, _ = dy.shape
     cols = _im2col(x, (kh, kw), (ho, wo), stride, padding, dilation)
