@@ -8,6 +8,8 @@ the window's first cell as its index, exactly as argmax over the padded window w
 
 The backward pass scatters into overlapping windows (3x3 stride 2), so it is parallel over
 (image, block of channels): each iteration owns dx[n, :, :, block] and no two write one element.
+Per output pixel it finds each channel's winning tap, then sweeps the taps again adding dy where
+the tap won: unit-stride loops over channels, with no per-channel index arithmetic.
 
 Global average pool: y = mean over H, W; dx = dy / (H * W). Both are a single pass over a small
 tensor (10x10 in Xception), done in NumPy.
@@ -77,15 +79,16 @@ def _max_pool_backward(dy, x, kh, kw, sh, sw, pt, pl, block, dx):
     n_, h, width, c_ = x.shape
     ho, wo = dy.shape[1], dy.shape[2]
     blocks = (c_ + block - 1) // block
+    zero = dx.dtype.type(0)
     for item in prange(n_ * blocks):
         n = item // blocks
         c0 = (item - n * blocks) * block
-        c1 = min(c0 + block, c_)
-        best = np.empty(c1 - c0, dtype=x.dtype)
-        winner = np.empty(c1 - c0, dtype=np.int64)  # row-major index p * kw + q in the window
+        cb = min(c0 + block, c_) - c0
+        best = np.empty(cb, dtype=x.dtype)
+        winner = np.empty(cb, dtype=np.int64)  # row-major index p * kw + q in the window
         for i in range(ho):
             for j in range(wo):
-                for c in range(c1 - c0):
+                for c in range(cb):
                     best[c] = -np.inf
                     winner[c] = 0
                 for p in range(kh):
@@ -96,14 +99,23 @@ def _max_pool_backward(dy, x, kh, kw, sh, sw, pt, pl, block, dx):
                         col = input_index(j, q, sw, 1, pl)
                         if col < 0 or col >= width:
                             continue
-                        v = x[n, r, col, c0:c1]
-                        for c in range(c1 - c0):
+                        v, t = x[n, r, col, c0:c0 + cb], p * kw + q
+                        for c in range(cb):
                             if v[c] > best[c] or (v[c] != v[c] and best[c] == best[c]):
                                 best[c] = v[c]
-                                winner[c] = p * kw + q
-                g = dy[n, i, j]
-                for c in range(c1 - c0):
-                    r = input_index(i, winner[c] // kw, sh, 1, pt)
-                    col = input_index(j, winner[c] % kw, sw, 1, pl)
-                    if 0 <= r < h and 0 <= col < width:  # a padded winner's gradient is dropped
-                        dx[n, r, col, c0 + c] += g[c0 + c]
+                                winner[c] = t
+                # Second sweep over the same taps: each adds g where it won and +0 elsewhere. That
+                # is the same sum (dx is never -0), and it vectorises, unlike a per-channel scatter.
+                # A padded winner is never visited, so its gradient is dropped.
+                g = dy[n, i, j, c0:c0 + cb]
+                for p in range(kh):
+                    r = input_index(i, p, sh, 1, pt)
+                    if r < 0 or r >= h:
+                        continue
+                    for q in range(kw):
+                        col = input_index(j, q, sw, 1, pl)
+                        if col < 0 or col >= width:
+                            continue
+                        dst, t = dx[n, r, col, c0:c0 + cb], p * kw + q
+                        for c in range(cb):
+                            dst[c] += g[c] if winner[c] == t else zero
