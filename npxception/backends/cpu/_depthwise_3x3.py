@@ -8,12 +8,20 @@ are computed together: they share 6 of their 9 input vectors per row, so the loo
 per 2 outputs instead of 36 (register blocking along the width). Border pixels point each padded
 tap at a vector of zeros and take the same loop, so a padded tap still adds 0 * w.
 
+With stride 1, no dilation and M = 1 (every depthwise layer of Xception) a whole output row is one
+flat loop instead (`_flat_rows_3x3`): output (j, c) is element j*C + c of the flattened (W, C) row,
+each tap reads the input row shifted by a multiple of C, and the weights are tiled along the row
+once per call, so the loop is W*C long rather than C. Xception's early layers have 16-64 channels,
+where the per-pixel loops spent more time in setup than in arithmetic; the flat rows halve the
+forward there (measured on 64 x 28 x 28 x 16) and give bitwise the same sums, in the same tap order.
+
 Channels are multiplier-major (index m*C + c, see depthwise.py); each function writes its last
 argument, one output row.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from ._index import input_index
@@ -50,13 +58,53 @@ def _tap_and_weight(dy, n, i, j, w, zeros):
     return zeros, zeros
 
 
+@njit(cache=True, inline="always")
+def _flat_rows_3x3(g0, g1, g2, w0, w1, w2, start, off, step, out):
+    """out[t] = the 9-term sum at flat position k = start + t of a (columns * C) row, M = 1.
+
+    Row p's tap q is g_p[k + off + q * step] and its weight w_p[q, k] (the weights tiled along the
+    row: w_p = wf[p], see tile_weights_3x3). Stride 1 and no dilation make every tap one contiguous
+    slice of the same length, so the loop is one long unit-stride stream, however few the channels;
+    each slice starts where the loop does (index t from 0), which keeps it vector code.
+    """
+    n = out.shape[0]
+    k = start + off
+    a0, a1, a2 = g0[k:k + n], g0[k + step:k + step + n], g0[k + 2 * step:k + 2 * step + n]
+    b0, b1, b2 = g1[k:k + n], g1[k + step:k + step + n], g1[k + 2 * step:k + 2 * step + n]
+    d0, d1, d2 = g2[k:k + n], g2[k + step:k + step + n], g2[k + 2 * step:k + 2 * step + n]
+    v00, v01, v02 = w0[0, start:start + n], w0[1, start:start + n], w0[2, start:start + n]
+    v10, v11, v12 = w1[0, start:start + n], w1[1, start:start + n], w1[2, start:start + n]
+    v20, v21, v22 = w2[0, start:start + n], w2[1, start:start + n], w2[2, start:start + n]
+    for t in range(n):
+        out[t] = _sum9(a0[t], a1[t], a2[t], b0[t], b1[t], b2[t], d0[t], d1[t], d2[t],
+                       v00[t], v01[t], v02[t], v10[t], v11[t], v12[t], v20[t], v21[t], v22[t])
+
+
+@njit(cache=True, inline="always")
+def _flat_row(a, n, r, length, zeros):
+    """Row r of image n as one flat (columns * C) vector, or `length` zeros where r lies outside a."""
+    if 0 <= r < a.shape[1]:
+        return a[n, r].reshape(length)
+    return zeros[:length]
+
+
+def tile_weights_3x3(wt, columns):
+    """wf (3, 3, columns * C): tap (p, q)'s weights repeated for every column, for _flat_rows_3x3;
+    empty (length 0) when M > 1, where the flat rows do not apply."""
+    kh, kw, mult, c = wt.shape
+    if mult != 1 or (kh, kw) != (3, 3):
+        return wt.reshape(kh, kw, -1)[:, :, :0].copy()
+    return np.ascontiguousarray(np.tile(wt[:, :, 0, :], (1, 1, columns)))
+
+
 @njit(cache=True)
-def forward_row_3x3(x, wt, zeros, n, i, m, sh, sw, pt, pl, dil_h, dil_w, yr):
+def forward_row_3x3(x, wt, wf, zeros, n, i, m, sh, sw, pt, pl, dil_h, dil_w, yr):
     """yr[:, m*C:(m+1)*C] = output row i of image n for multiplier index m.
 
     Interior pixels index 2-D row views x[n, r] directly: the row index is fixed inside the
-    channel loop, so no per-pixel view is built. Pixels whose window touches the padding pick
-    each tap's vector with _tap, which reads `zeros` for a padded tap.
+    channel loop, so no per-pixel view is built (or, for stride 1 and M = 1, the flat rows of the
+    module docstring). Pixels whose window touches the padding pick each tap's vector with _tap,
+    which reads `zeros` for a padded tap.
     """
     h, width, c_ = x.shape[1], x.shape[2], x.shape[3]
     r0 = input_index(i, 0, sh, dil_h, pt)
@@ -68,7 +116,16 @@ def forward_row_3x3(x, wt, zeros, n, i, m, sh, sw, pt, pl, dil_h, dil_w, yr):
     wo = yr.shape[0]
     # Interior columns: all three taps inside x (only when all three rows are).
     j_lo, j_hi = wo, wo
-    if r0 >= 0 and r2 < h:
+    if sw == 1 and dil_w == 1 and wf.shape[2] > 0:
+        # Flat rows: output (j, c) is k = j*C + c and its tap q reads input column j - pl + q. A row
+        # in the padding is a row of zeros, so only the border columns are left for the loop below.
+        j_lo = min(pl, wo)
+        j_hi = max(min(width - 2 + pl, wo), j_lo)
+        row = width * c_
+        _flat_rows_3x3(_flat_row(x, n, r0, row, zeros), _flat_row(x, n, r1, row, zeros),
+                       _flat_row(x, n, r2, row, zeros), wf[0], wf[1], wf[2], j_lo * c_, -pl * c_, c_,
+                       yr.reshape(wo * c_)[j_lo * c_:j_hi * c_])
+    elif r0 >= 0 and r2 < h:
         j_lo = min((pl + sw - 1) // sw, wo)
         j_hi = max(min((width - 1 - 2 * dil_w + pl) // sw + 1, wo), j_lo)
         x0, x1, x2 = x[n, r0], x[n, r1], x[n, r2]
@@ -113,7 +170,7 @@ def forward_row_3x3(x, wt, zeros, n, i, m, sh, sw, pt, pl, dil_h, dil_w, yr):
 
 
 @njit(cache=True)
-def input_grad_row_3x3(dy, wt, zeros, n, r, pt, pl, dil_h, dil_w, dxr):
+def input_grad_row_3x3(dy, wt, wf, zeros, n, r, pt, pl, dil_h, dil_w, dxr):
     """dxr = input row r of image n's gradient for a 3x3, stride-1, M = 1 kernel.
 
     With stride 1, tap (p, q) of output pixel (r + pt - p*dil_h, col + pl - q*dil_w) reads
@@ -130,7 +187,20 @@ def input_grad_row_3x3(dy, wt, zeros, n, r, pt, pl, dil_h, dil_w, dxr):
     w20, w21, w22 = wt[2, 0, 0], wt[2, 1, 0], wt[2, 2, 0]
     # Interior columns: all three output columns col + pl - q*dil_w inside dy (and all three rows).
     c_lo, c_hi = width, width
-    if i2 >= 0 and i0 < ho:
+    if dil_w == 1 and wf.shape[2] > 0:
+        # Flat rows: input (col, c) is k = col*C + c and tap q is read by output column col + pl - q.
+        # An output row outside dy is no pixel at all: zeros for dy *and* for its weights, so it
+        # adds nothing (not 0 * w: an Inf weight must not reach a pixel that no output reads).
+        c_ = dxr.shape[1]
+        c_lo = min(max(2 - pl, 0), width)
+        c_hi = max(min(wo - pl, width), c_lo)
+        row, tiled = wo * c_, wf.shape[2]
+        no_weights = zeros[:3 * tiled].reshape(3, tiled)
+        _flat_rows_3x3(_flat_row(dy, n, i0, row, zeros), _flat_row(dy, n, i1, row, zeros),
+                       _flat_row(dy, n, i2, row, zeros), wf[0] if 0 <= i0 < ho else no_weights,
+                       wf[1] if 0 <= i1 < ho else no_weights, wf[2] if 0 <= i2 < ho else no_weights,
+                       c_lo * c_, pl * c_, -c_, dxr.reshape(width * c_)[c_lo * c_:c_hi * c_])
+    elif i2 >= 0 and i0 < ho:
         c_lo = min(max(2 * dil_w - pl, 0), width)
         c_hi = max(min(wo - pl, width), c_lo)
         g0, g1, g2 = dy[n, i0], dy[n, i1], dy[n, i2]

@@ -35,7 +35,7 @@ from numba import njit, prange
 
 from ...shapes import conv_output_hw
 from ._chunks import chunk_bounds, num_chunks, sum_partials
-from ._depthwise_3x3 import forward_row_3x3, input_grad_row_3x3
+from ._depthwise_3x3 import forward_row_3x3, input_grad_row_3x3, tile_weights_3x3
 from ._index import input_index, output_index
 
 
@@ -43,7 +43,8 @@ def depthwise_conv2d(x, w, stride, padding, dilation):
     kh, kw, c, mult = w.shape
     ho, wo = conv_output_hw(x.shape[1:3], (kh, kw), stride, padding, dilation)
     y = np.empty((x.shape[0], ho, wo, mult * c), dtype=x.dtype)
-    _forward(x, _multiplier_major(w), *stride, padding[0], padding[2], *dilation, y)
+    wt = _multiplier_major(w)
+    _forward(x, wt, tile_weights_3x3(wt, wo), *stride, padding[0], padding[2], *dilation, y)
     return _swap_channel_order(y, mult, c)
 
 
@@ -56,7 +57,8 @@ def depthwise_conv2d_backward(dy, x, w, stride, padding, dilation):
 def depthwise_input_grad(dy_mc, w, x_shape, stride, padding, dilation):
     """dx (x_shape) for dy with multiplier-major channels (see _swap_channel_order)."""
     dx = np.empty(x_shape, dtype=dy_mc.dtype)
-    _input_grad(dy_mc, _multiplier_major(w), *stride, padding[0], padding[2], *dilation, dx)
+    wt = _multiplier_major(w)
+    _input_grad(dy_mc, wt, tile_weights_3x3(wt, x_shape[2]), *stride, padding[0], padding[2], *dilation, dx)
     return dx
 
 
@@ -111,19 +113,20 @@ def _forward_pixel(x, wt, n, i, j, m, sh, sw, pt, pl, dil_h, dil_w, out):
 
 
 @njit(parallel=True, cache=True)
-def _forward(x, wt, sh, sw, pt, pl, dil_h, dil_w, y):
-    """y (N, Ho, Wo, M*C) multiplier-major, from x (N, H, W, C) and wt (kh, kw, M, C)."""
+def _forward(x, wt, wf, sh, sw, pt, pl, dil_h, dil_w, y):
+    """y (N, Ho, Wo, M*C) multiplier-major, from x (N, H, W, C), wt (kh, kw, M, C) and wt tiled
+    along the output row (wf, see tile_weights_3x3)."""
     n_, _, _, c_ = x.shape
     kh, kw, mult, _ = wt.shape
     ho, wo = y.shape[1], y.shape[2]
-    zeros = np.zeros(c_, dtype=x.dtype)
+    zeros = np.zeros(max(x.shape[2], wo) * c_, dtype=x.dtype)  # a padded pixel, or a padded flat row
     for row in prange(n_ * ho):
         n = row // ho
         i = row - n * ho
         yr = y[n, i]
         for m in range(mult):
             if kh == 3 and kw == 3:
-                forward_row_3x3(x, wt, zeros, n, i, m, sh, sw, pt, pl, dil_h, dil_w, yr)
+                forward_row_3x3(x, wt, wf, zeros, n, i, m, sh, sw, pt, pl, dil_h, dil_w, yr)
             else:
                 for j in range(wo):
                     _forward_pixel(x, wt, n, i, j, m, sh, sw, pt, pl, dil_h, dil_w, yr[j])
@@ -156,18 +159,19 @@ def _input_grad_pixel(dy, wt, n, r, col, sh, sw, pt, pl, dil_h, dil_w, out):
 
 
 @njit(parallel=True, cache=True)
-def _input_grad(dy, wt, sh, sw, pt, pl, dil_h, dil_w, dx):
+def _input_grad(dy, wt, wf, sh, sw, pt, pl, dil_h, dil_w, dx):
     """dx (N, H, W, C) from dy (N, Ho, Wo, M*C) multiplier-major and wt (kh, kw, M, C)."""
     n_, h, width, c_ = dx.shape
     kh, kw, mult, _ = wt.shape
-    zeros = np.zeros(c_, dtype=dx.dtype)
+    # A padded pixel, a padded flat row of dy, or (3 x) its weights (see input_grad_row_3x3).
+    zeros = np.zeros(3 * max(width, dy.shape[2]) * c_, dtype=dx.dtype)
     fast = kh == 3 and kw == 3 and mult == 1 and sh == 1 and sw == 1
     for row in prange(n_ * h):
         n = row // h
         r = row - n * h
         dxr = dx[n, r]
         if fast:
-            input_grad_row_3x3(dy, wt, zeros, n, r, pt, pl, dil_h, dil_w, dxr)
+            input_grad_row_3x3(dy, wt, wf, zeros, n, r, pt, pl, dil_h, dil_w, dxr)
         else:
             for col in range(width):
                 _input_grad_pixel(dy, wt, n, r, col, sh, sw, pt, pl, dil_h, dil_w, dxr[col])
