@@ -1,4 +1,6 @@
-"""Regular 2-D convolution, NHWC, as im2col + one BLAS GEMM (the math: reference/conv.py).
+"""Regular 2-D convolution, NHWC: im2col + one BLAS GEMM, or direct kernels for narrow convs.
+
+The math: reference/conv.py.
 
 Shapes: x (N, H, W, Cin), w (kh, kw, Cin, Cout) -> y (N, Ho, Wo, Cout).
 
@@ -10,6 +12,18 @@ whose column order (p, q, c) is exactly w's row-major order, so w needs no copy:
 col2im is written as a gather (each input pixel sums the entries of dcols that copied it), so it
 is parallel over input rows without two iterations ever writing the same element (the
 gather index is `output_index`, ../_index.py). Every kernel writes its last argument.
+
+Which path runs is decided by the weights' shape alone (measured on Xception's convs, float32, 1 and
+2 threads; conv_direct.py has the kernels):
+- forward: direct when Cout <= DIRECT_MAX_COUT. With so few output channels the GEMM is too narrow
+  for BLAS to run well and im2col's matrix (9x the size of x for a 3x3 kernel) costs as much as the
+  product; the direct kernel reads x's phase planes in place. That is both stem convs of `small`
+  (3 -> 8, 8 -> 16). Wider convs (the paper's stems, Cout = 32 and 64, and every shortcut) stay on
+  the GEMM, which is as fast or faster there.
+- filter gradient: direct when Cin <= DIRECT_MAX_CIN, the first conv of the network (Cin = 3), for
+  which im2col's matrix holds 9x the data of x and the GEMM has only 27 rows of dW to produce.
+- input gradient: always dcols + col2im (a direct gather was measured slower for every stem shape).
+Both paths give the reference's sums to rounding; the NaN/Inf rules of the contract hold on each.
 Xception's convs are the two 3x3 stem convs (Cin = 3 and 32) and the 1x1 stride-2 shortcuts.
 """
 
@@ -20,13 +34,19 @@ from numba import njit, prange
 
 from ...shapes import conv_output_hw
 from ._index import input_index, output_index
+from .conv_direct import conv2d_direct, conv2d_filter_grad_direct
 from .gemm import tall_transpose_matmul
+
+DIRECT_MAX_COUT = 16  # forward: direct kernel up to this many output channels
+DIRECT_MAX_CIN = 4    # filter gradient: direct kernel up to this many input channels
 
 
 def conv2d(x, w, stride, padding, dilation):
     kh, kw, cin, cout = w.shape
     n = x.shape[0]
     ho, wo = conv_output_hw(x.shape[1:3], (kh, kw), stride, padding, dilation)
+    if cout <= DIRECT_MAX_COUT:
+        return conv2d_direct(x, w, (ho, wo), stride, padding, dilation)
     cols = _im2col(x, (kh, kw), (ho, wo), stride, padding, dilation)
     return (cols @ w.reshape(kh * kw * cin, cout)).reshape(n, ho, wo, cout)
 
@@ -48,7 +68,9 @@ def conv2d_input_grad(dy, w, x_shape, stride, padding, dilation):
 
 def conv2d_filter_grad(dy, x, w_shape, stride, padding, dilation):
     """dw (w_shape) = im2col(x)^T @ dY."""
-    kh, kw, _, cout = w_shape
+    kh, kw, cin, cout = w_shape
+    if cin <= DIRECT_MAX_CIN:
+        return conv2d_filter_grad_direct(dy, x, w_shape, stride, padding, dilation)
     n, ho, wo, _ = dy.shape
     cols = _im2col(x, (kh, kw), (ho, wo), stride, padding, dilation)
     return tall_transpose_matmul(cols, dy.reshape(n * ho * wo, cout)).reshape(w_shape)

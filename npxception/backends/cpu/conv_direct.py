@@ -1,0 +1,241 @@
+"""Regular 2-D convolution, NHWC, without im2col's matrix in memory; conv.py says when it runs.
+
+Shapes: x (N, H, W, Cin), w (kh, kw, Cin, Cout) -> y (N, Ho, Wo, Cout); the math is reference/conv.py:
+
+    y[n, i, j, o] = sum_{p, q, c} xpad[n, i*sh + p*dil_h, j*sw + q*dil_w, c] * w[p, q, c, o]
+
+im2col writes every pixel's receptive field into one (N*Ho*Wo, K) matrix, K = kh*kw*Cin, and a GEMM
+reads it back; for a 3x3 kernel that matrix is 9x the size of x, and with few output channels the
+GEMM (N = Cout) runs far below BLAS's speed. Both kernels here work on blocks of BLOCK pixels whose
+innermost loop runs over the BLOCK pixels, a compile-time length that LLVM turns into SIMD code with
+no remainder loop, whatever Cin and Cout are.
+
+Forward. x is first copied once into zero-padded *phase planes*, one (rows, cols) plane per image,
+stride phase (a, b) and channel: planes[n, a, b, c, u, v] = xpad[n, u*sh + a, v*sw + b, c]. Output
+pixel (i, j) is flat position f = i*cols + j of a plane (columns j >= Wo are computed and dropped),
+and tap (p, q) reads phase (p*dil_h % sh, q*dil_w % sw) at f + a constant. So for a block of BLOCK
+consecutive f, each (tap, channel) is one contiguous slice of one plane, and
+    acc[o, f] += w[p, q, c, o] * slice[f]        for (p, q, c) in w's row-major order,
+each output adding its taps in the reference's order (0, 0), (0, 1), ... . Parallel over blocks of
+(image, f); each output is written by one block.
+
+Filter gradient. Blocks of BLOCK consecutive output pixels (flat over n, i, j); each gathers its
+receptive fields transposed, patch (K, BLOCK), and dy transposed, (Cout, BLOCK), into buffers that
+stay in cache, and adds dw[k, o] += patch[k] . dyT[o]. The blocks are cut into fixed chunks
+(_chunks.py), one partial dw per chunk, added in chunk order: bitwise the same for any thread count.
+These dot products alone are compiled with LLVM's `reassoc` flag, so they run as SIMD partial sums
+in an order fixed by the compiled code; no other fast-math assumption is made, so NaN and Inf
+propagate as in the reference. (Only real pixels enter: dy is never padded.)
+
+A padded tap reads a 0 (from the planes, or gathered into patch), so the forward multiplies 0 by its
+weight and the filter gradient 0 by dy, exactly as the reference's explicitly zero-padded x does: an
+Inf weight gives NaN at the border. Every kernel writes its last argument.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._chunks import chunk_bounds, num_chunks, sum_partials
+from ._index import input_index
+
+BLOCK = 128  # pixels per block: the (Cout, BLOCK) and (K, BLOCK) buffers stay in L1/L2 for the stems
+_DOT = {"reassoc"}  # SIMD partial sums in dot products; NaN, Inf and signed zeros keep IEEE rules
+
+
+def conv2d_direct(x, w, out_hw, stride, padding, dilation):
+    """y (N, Ho, Wo, Cout) for x (N, H, W, Cin), w (kh, kw, Cin, Cout); padding (top, bottom, left, right)."""
+    kh, kw, cin, cout = w.shape
+    (sh, sw), (dil_h, dil_w), (ho, wo) = stride, dilation, out_hw
+    rows = ho + (kh - 1) * dil_h // sh  # phase-plane rows and columns that some output pixel reads
+    cols = wo + (kw - 1) * dil_w // sw
+    # (N, sh, sw, Cin, rows', cols): rows' adds zero rows so a block's reads past the last row stay inside.
+    planes = np.empty((x.shape[0], sh, sw, cin, rows + 2 + BLOCK // cols, cols), dtype=x.dtype)
+    _phase_planes(np.ascontiguousarray(x), padding[0], padding[2], planes)
+    y = np.empty((x.shape[0], ho, wo, cout), dtype=x.dtype)
+    _forward(planes, np.ascontiguousarray(w).reshape(kh * kw * cin, cout), kh, kw, dil_h, dil_w, y)
+    return y
+
+
+def conv2d_filter_grad_direct(dy, x, w_shape, stride, padding, dilation):
+    """dw (w_shape) for dy (N, Ho, Wo, Cout) and x (N, H, W, Cin)."""
+    kh, kw, cin, cout = w_shape
+    blocks = -(-dy.shape[0] * dy.shape[1] * dy.shape[2] // BLOCK)
+    partials = np.zeros((num_chunks(blocks), kh * kw * cin, cout), dtype=x.dtype)
+    _filter_grad_partials(np.ascontiguousarray(dy), np.ascontiguousarray(x), kh, kw, *stride,
+                          padding[0], padding[2], *dilation, partials)
+    return sum_partials(partials).reshape(w_shape)
+
+
+@njit(cache=True, inline="always")
+def _inside_columns(r, h, width, q, out_w, sw, dil_w, pl):
+    """(offset, j0, j1): output columns j in [j0, j1) read input column j*sw + offset through tap q,
+    and it lies inside x; an empty range when the tap's row r is in the padding."""
+    off = input_index(0, q, sw, dil_w, pl)
+    if not 0 <= r < h:
+        return off, out_w, out_w
+    j0 = min(max(-off + sw - 1, 0) // sw, out_w)
+    j1 = max(min((width - 1 - off) // sw + 1, out_w), j0)
+    return off, j0, j1
+
+
+@njit(cache=True)
+def _gather_fields(x, m0, ho, wo, kh, kw, sh, sw, pt, pl, dil_h, dil_w, patch):
+    """patch[(p*kw + q)*Cin + c, t] = xpad[n, i*sh + p*dil_h, j*sw + q*dil_w, c] for output pixel
+    m0 + t = (n*Ho + i)*Wo + j; zeros for padded taps and for pixels past the end of y.
+
+    The block is walked as runs of pixels in one output row, so for each tap and channel the
+    pixels of a run fill a contiguous stretch of patch's row from equally spaced x elements.
+    """
+    n_, h, width, cin = x.shape
+    zero = x.dtype.type(0)
+    pixels = n_ * ho * wo
+    t = 0
+    while t < BLOCK and m0 + t < pixels:
+        m = m0 + t
+        n = m // (ho * wo)
+        i = (m - n * ho * wo) // wo
+        j_first = m - (n * ho + i) * wo
+        j_end = min(j_first + BLOCK - t, wo)  # the run: columns [j_first, j_end) of row (n, i)
+        shift = t - j_first  # patch column of output column j
+        for p in range(kh):
+            r = input_index(i, p, sh, dil_h, pt)
+            for q in range(kw):
+                off, j0, j1 = _inside_columns(r, h, width, q, wo, sw, dil_w, pl)
+                lo = min(max(j0, j_first), j_end)
+                hi = max(min(j1, j_end), lo)
+                for c in range(cin):
+                    dst = patch[(p * kw + q) * cin + c]
+                    for j in range(j_first, lo):
+                        dst[j + shift] = zero
+                    for j in range(hi, j_end):
+                        dst[j + shift] = zero
+                    if hi > lo:
+                        xr = x[n, r]
+                        for j in range(lo, hi):
+                            dst[j + shift] = xr[j * sw + off, c]
+        t += j_end - j_first
+    for k in range(patch.shape[0]):
+        for tt in range(t, BLOCK):
+            patch[k, tt] = zero
+
+
+@njit(cache=True)
+def _gather_transposed(a2, m0, out):
+    """out[o, t] = a2[m0 + t, o] for the rows of a2 (pixels, channels) that exist, else 0."""
+    zero = a2.dtype.type(0)
+    for t in range(BLOCK):
+        if m0 + t < a2.shape[0]:
+            src = a2[m0 + t]
+            for o in range(out.shape[0]):
+                out[o, t] = src[o]
+        else:
+            for o in range(out.shape[0]):
+                out[o, t] = zero
+
+
+@njit(parallel=True, cache=True)
+def _phase_planes(x, pt, pl, planes):
+    """planes[n, a, b, c, u, v] = xpad[n, u*sh + a, v*sw + b, c], 0 in the padding and beyond it."""
+    n_, sh, sw, cin, rows, cols = planes.shape
+    h, width = x.shape[1], x.shape[2]
+    zero = x.dtype.type(0)
+    for nu in prange(n_ * rows):
+        n = nu // rows
+        u = nu - n * rows
+        for a in range(sh):
+            r = u * sh + a - pt
+            for b in range(sw):
+                for v in range(cols):
+                    col = v * sw + b - pl
+                    if 0 <= r < h and 0 <= col < width:
+                        src = x[n, r, col]
+                        for c in range(cin):
+                            planes[n, a, b, c, u, v] = src[c]
+                    else:
+                        for c in range(cin):
+                            planes[n, a, b, c, u, v] = zero
+
+
+@njit(parallel=True, cache=True)
+def _forward(planes, w2, kh, kw, dil_h, dil_w, y):
+    """y (N, Ho, Wo, Cout) from x's phase planes and w2 (kh*kw*Cin, Cout).
+
+    Output pixel (i, j) is flat position f = i*cols + j of a phase plane (columns j >= Wo are
+    computed and dropped), and tap (p, q) reads plane (p*dil_h % sh, q*dil_w % sw) at f plus a
+    constant, so for a block of BLOCK consecutive f every (tap, channel) is one contiguous slice.
+    """
+    n_, sh, sw, cin, rows, cols = planes.shape
+    ho, wo, cout = y.shape[1], y.shape[2], y.shape[3]
+    flat = planes.reshape(n_, sh, sw, cin, rows * cols)
+    per_image = -(-(ho * cols) // BLOCK)
+    zero = y.dtype.type(0)
+    for blk in prange(n_ * per_image):
+        n = blk // per_image
+        f0 = (blk - n * per_image) * BLOCK
+        acc = np.empty((cout, BLOCK), dtype=y.dtype)
+        for o in range(cout):
+            for t in range(BLOCK):
+                acc[o, t] = zero
+        # (p, q, c) in w's row-major order: every output adds its taps in the reference's order.
+        for p in range(kh):
+            for q in range(kw):
+                start = f0 + (p * dil_h // sh) * cols + q * dil_w // sw
+                for c in range(cin):
+                    src = flat[n, p * dil_h % sh, q * dil_w % sw, c, start:start + BLOCK]
+                    wk = w2[(p * kw + q) * cin + c]
+                    for o in range(cout):
+                        wv = wk[o]
+                        a = acc[o]
+                        for t in range(BLOCK):
+                            a[t] += wv * src[t]
+        for t in range(BLOCK):
+            i = (f0 + t) // cols
+            j = f0 + t - i * cols
+            if i < ho and j < wo:
+                out = y[n, i, j]
+                for o in range(cout):
+                    out[o] = acc[o, t]
+
+
+@njit(parallel=True, cache=True, fastmath=_DOT)
+def _filter_grad_partials(dy, x, kh, kw, sh, sw, pt, pl, dil_h, dil_w, partials):
+    """partials[k] (kh*kw*Cin, Cout) += the filter gradient summed over chunk k of the pixel blocks."""
+    chunks, k_, cout = partials.shape
+    n_, ho, wo = dy.shape[0], dy.shape[1], dy.shape[2]
+    dy2 = dy.reshape(n_ * ho * wo, cout)
+    blocks = -(-dy2.shape[0] // BLOCK)
+    zero = x.dtype.type(0)
+    for k in prange(chunks):
+        acc = partials[k]
+        patch = np.empty((k_, BLOCK), dtype=x.dtype)
+        dy_t = np.empty((cout, BLOCK), dtype=x.dtype)
+        start, stop = chunk_bounds(k, blocks, chunks)
+        for b in range(start, stop):
+            _gather_fields(x, b * BLOCK, ho, wo, kh, kw, sh, sw, pt, pl, dil_h, dil_w, patch)
+            _gather_transposed(dy2, b * BLOCK, dy_t)
+            for kk in range(k_):
+                pk = patch[kk]
+                a = acc[kk]
+                o4 = cout - cout % 4
+                # Four dot products per pass over pk: one load of pk[t] feeds four products.
+                for o in range(0, o4, 4):
+                    g0, g1, g2, g3 = dy_t[o], dy_t[o + 1], dy_t[o + 2], dy_t[o + 3]
+                    s0 = s1 = s2 = s3 = zero
+                    for t in range(BLOCK):
+                        v = pk[t]
+                        s0 += v * g0[t]
+                        s1 += v * g1[t]
+                        s2 += v * g2[t]
+                        s3 += v * g3[t]
+                    a[o] += s0
+                    a[o + 1] += s1
+                    a[o + 2] += s2
+                    a[o + 3] += s3
+                for o in range(o4, cout):
+                    g = dy_t[o]
+                    s0 = zero
+                    for t in range(BLOCK):
+                        s0 += pk[t] * g[t]
+                    a[o] += s0
