@@ -70,8 +70,9 @@ def test_depthwise_matches_reference(shape, kernel, m, stride, padding, dilation
     _parity("depthwise_conv2d_backward", _normal(rng, y.shape, dtype), x, w, **kw)
 
 
-# (N, H, W, Cin), (kh, kw, Cin, Cout), stride, padding, dilation. conv.py picks the direct forward
-# for Cout <= 16 and the direct filter gradient for Cin <= 4; both paths appear below.
+# (N, H, W, Cin), (kh, kw, Cin, Cout), stride, padding, dilation. conv.py's rules pick the direct
+# kernels for narrow 3x3 convs (Cout <= 32 forward, Cin <= 16 input gradient at stride 1, Cin <= 4
+# filter gradient) and im2col + GEMM otherwise; both paths appear below for each of the three.
 CONV_CASES = [
     ((2, 9, 9, 3), (3, 3, 3, 4), 2, "valid", 1),    # Xception's first stem conv, small
     ((1, 7, 8, 4), (3, 3, 4, 5), 1, "valid", 1),    # the second stem conv
@@ -81,8 +82,8 @@ CONV_CASES = [
     ((1, 1, 1, 3), (3, 3, 3, 2), 1, "same", 1),
     ((2, 11, 10, 3), (3, 3, 3, 8), 1, "valid", 1),  # `small`'s stems: 144 pixels, two blocks
     ((2, 10, 9, 8), (3, 3, 8, 16), 1, "valid", 1),
-    ((1, 13, 12, 3), (3, 3, 3, 32), 2, "valid", 1),  # the paper's first stem: GEMM forward
-    ((1, 9, 10, 32), (3, 3, 32, 20), 1, "same", 2),  # wide: GEMM forward and filter gradient
+    ((1, 13, 12, 3), (3, 3, 3, 32), 2, "valid", 1),  # the paper's first stem
+    ((1, 9, 10, 32), (3, 3, 32, 40), 1, "same", 2),  # wide: GEMM and col2im throughout
 ]
 
 
@@ -104,6 +105,7 @@ DIRECT_CASES = [
     ((1, 9, 8, 32), (3, 3, 32, 6), 2, "same", 1),   # even size, stride 2: asymmetric padding
     ((1, 7, 9, 5), (2, 3, 5, 3), (1, 2), "valid", (2, 1)),
     ((3, 7, 7, 16), (1, 1, 16, 8), 2, "same", 1),
+    ((1, 6, 7, 4), (3, 3, 4, 5), 1, 3, 1),           # padding wider than the kernel's reach
 ]
 
 
@@ -121,7 +123,23 @@ def test_direct_conv_kernels_match_reference(shape, wshape, stride, padding, dil
     dy = _normal(rng, y.shape, dtype)
     dw = conv_direct.conv2d_filter_grad_direct(dy, x, w.shape, st, pads, dil)
     assert dw.dtype == dtype
-    assert_close(dw, reference.conv2d_backward(dy, x, w, st, pads, dil)[1], name="dw", rtol=rtol)
+    dx_ref, dw_ref = reference.conv2d_backward(dy, x, w, st, pads, dil)
+    assert_close(dw, dw_ref, name="dw", rtol=rtol)
+    if st == (1, 1):
+        dx = conv_direct.conv2d_input_grad_direct(dy, w, x.shape, pads, dil)
+        assert_close(dx, dx_ref, name="dx", rtol=rtol)
+
+
+def test_conv2d_input_grad_with_an_inf_weight_matches_reference():
+    """The direct input gradient would add 0 * Inf = NaN where no output pixel used the Inf tap (the
+    last row and column for tap (0, 0) and "same" padding); conv.py sends such weights to col2im."""
+    rng = _rng("inf dx")
+    x, w = _normal(rng, (1, 6, 7, 3), np.float64), _normal(rng, (3, 3, 3, 4), np.float64)
+    w[0, 0, 1, 2] = np.inf
+    dy = _normal(rng, (1, 6, 7, 4), np.float64)
+    with np.errstate(invalid="ignore"):
+        dx, _ = _parity("conv2d_backward", dy, x, w, padding="same")
+    assert np.isinf(dx[0, :-1, :-1, 1]).all() and np.isfinite(dx[0, -1, :, 1]).all()
 
 
 def test_direct_conv_kernels_are_bitwise_identical_across_thread_counts():
@@ -132,7 +150,8 @@ def test_direct_conv_kernels_are_bitwise_identical_across_thread_counts():
 
     def run():
         y = conv_direct.conv2d_direct(x, w, (18, 19), (1, 1), (0, 0, 0, 0), (1, 1))
-        return y, conv_direct.conv2d_filter_grad_direct(dy, x, w.shape, (1, 1), (0, 0, 0, 0), (1, 1))
+        dx = conv_direct.conv2d_input_grad_direct(dy, w, x.shape, (0, 0, 0, 0), (1, 1))
+        return y, dx, conv_direct.conv2d_filter_grad_direct(dy, x, w.shape, (1, 1), (0, 0, 0, 0), (1, 1))
 
     before = get_num_threads()
     try:

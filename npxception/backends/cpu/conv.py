@@ -13,17 +13,20 @@ col2im is written as a gather (each input pixel sums the entries of dcols that c
 is parallel over input rows without two iterations ever writing the same element (the
 gather index is `output_index`, ../_index.py). Every kernel writes its last argument.
 
-Which path runs is decided by the weights' shape alone (measured on Xception's convs, float32, 1 and
-2 threads; conv_direct.py has the kernels):
-- forward: direct when Cout <= DIRECT_MAX_COUT. With so few output channels the GEMM is too narrow
-  for BLAS to run well and im2col's matrix (9x the size of x for a 3x3 kernel) costs as much as the
-  product; the direct kernel reads x's phase planes in place. That is both stem convs of `small`
-  (3 -> 8, 8 -> 16). Wider convs (the paper's stems, Cout = 32 and 64, and every shortcut) stay on
-  the GEMM, which is as fast or faster there.
-- filter gradient: direct when Cin <= DIRECT_MAX_CIN, the first conv of the network (Cin = 3), for
-  which im2col's matrix holds 9x the data of x and the GEMM has only 27 rows of dW to produce.
-- input gradient: always dcols + col2im (a direct gather was measured slower for every stem shape).
-Both paths give the reference's sums to rounding; the NaN/Inf rules of the contract hold on each.
+Which path runs depends on the weights' shape and the stride alone (measured on Xception's convs,
+float32, 1 and 2 threads); conv_direct.py has the direct kernels, which need no im2col matrix (9x
+the size of x for a 3x3 kernel) and stay fast where the GEMM is narrow (few channels):
+- forward: direct for a kh x kw > 1x1 kernel with Cout <= 32: the stems of `small` (3 -> 8,
+  8 -> 16) and the paper's first stem (3 -> 32). The paper's second stem (32 -> 64, as fast
+  either way) and the 1x1 shortcuts (where im2col is a plain strided copy and BLAS is 2-5x
+  faster) stay on the GEMM.
+- input gradient: direct (the forward kernel run on dy with the kernel flipped) for stride 1, a
+  kernel larger than 1x1, Cin <= 16 and finite w: `small`'s second stem (and its first, whose dx
+  training skips). The direct form adds 0 * w where no output pixel used a tap, which only
+  differs from the reference's sum when w holds Inf or NaN, hence the finiteness check.
+- filter gradient: direct for a kernel larger than 1x1 with Cin <= 4: the first stem conv, where
+  im2col's matrix holds 9x the data of x and the GEMM produces only 27 rows of dW.
+Both paths give the reference's sums to rounding and the contract's NaN/Inf behaviour.
 Xception's convs are the two 3x3 stem convs (Cin = 3 and 32) and the 1x1 stride-2 shortcuts.
 """
 
@@ -34,18 +37,38 @@ from numba import njit, prange
 
 from ...shapes import conv_output_hw
 from ._index import input_index, output_index
-from .conv_direct import conv2d_direct, conv2d_filter_grad_direct
+from .conv_direct import conv2d_direct, conv2d_filter_grad_direct, conv2d_input_grad_direct
 from .gemm import tall_transpose_matmul
 
-DIRECT_MAX_COUT = 16  # forward: direct kernel up to this many output channels
-DIRECT_MAX_CIN = 4    # filter gradient: direct kernel up to this many input channels
+FORWARD_MAX_COUT = 32      # the thresholds of the rules in the module docstring
+INPUT_GRAD_MAX_CIN = 16
+FILTER_GRAD_MAX_CIN = 4
+
+
+def direct_forward(w_shape) -> bool:
+    """Whether conv2d runs the direct kernel for weights of this shape (see the module docstring)."""
+    kh, kw, _, cout = w_shape
+    return kh * kw > 1 and cout <= FORWARD_MAX_COUT
+
+
+def direct_input_grad(w, stride) -> bool:
+    """Whether conv2d_input_grad runs the direct kernel (needs the values of w: finite only)."""
+    kh, kw, cin, _ = w.shape
+    return (tuple(stride) == (1, 1) and kh * kw > 1 and cin <= INPUT_GRAD_MAX_CIN
+            and bool(np.isfinite(w).all()))
+
+
+def direct_filter_grad(w_shape) -> bool:
+    """Whether conv2d_filter_grad runs the direct kernel for weights of this shape."""
+    kh, kw, cin, _ = w_shape
+    return kh * kw > 1 and cin <= FILTER_GRAD_MAX_CIN
 
 
 def conv2d(x, w, stride, padding, dilation):
     kh, kw, cin, cout = w.shape
     n = x.shape[0]
     ho, wo = conv_output_hw(x.shape[1:3], (kh, kw), stride, padding, dilation)
-    if cout <= DIRECT_MAX_COUT:
+    if direct_forward(w.shape):
         return conv2d_direct(x, w, (ho, wo), stride, padding, dilation)
     cols = _im2col(x, (kh, kw), (ho, wo), stride, padding, dilation)
     return (cols @ w.reshape(kh * kw * cin, cout)).reshape(n, ho, wo, cout)
@@ -58,6 +81,8 @@ def conv2d_backward(dy, x, w, stride, padding, dilation):
 
 def conv2d_input_grad(dy, w, x_shape, stride, padding, dilation):
     """dx (x_shape) = col2im(dY @ W^T); needs no im2col of x."""
+    if direct_input_grad(w, stride):
+        return conv2d_input_grad_direct(dy, w, x_shape, padding, dilation)
     kh, kw, cin, cout = w.shape
     n, ho, wo, _ = dy.shape
     dcols = dy.reshape(n * ho * wo, cout) @ w.reshape(kh * kw * cin, cout).T
@@ -69,7 +94,7 @@ def conv2d_input_grad(dy, w, x_shape, stride, padding, dilation):
 def conv2d_filter_grad(dy, x, w_shape, stride, padding, dilation):
     """dw (w_shape) = im2col(x)^T @ dY."""
     kh, kw, cin, cout = w_shape
-    if cin <= DIRECT_MAX_CIN:
+    if direct_filter_grad(w_shape):
         return conv2d_filter_grad_direct(dy, x, w_shape, stride, padding, dilation)
     n, ho, wo, _ = dy.shape
     cols = _im2col(x, (kh, kw), (ho, wo), stride, padding, dilation)

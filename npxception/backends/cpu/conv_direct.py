@@ -54,8 +54,24 @@ def conv2d_direct(x, w, out_hw, stride, padding, dilation):
     planes = np.empty((x.shape[0], sh, sw, cin, rows + 2 + BLOCK // cols, cols), dtype=x.dtype)
     _phase_planes(np.ascontiguousarray(x), padding[0], padding[2], planes)
     y = np.empty((x.shape[0], ho, wo, cout), dtype=x.dtype)
-    _forward(planes, np.ascontiguousarray(w).reshape(kh * kw * cin, cout), kh, kw, dil_h, dil_w, y)
+    _forward(planes, np.ascontiguousarray(w).reshape(kh * kw * cin, cout), kw, dil_h, dil_w, y)
     return y
+
+
+def conv2d_input_grad_direct(dy, w, x_shape, padding, dilation):
+    """dx (x_shape) for dy (N, Ho, Wo, Cout) of a stride-1 conv, as the forward kernel's convolution.
+
+    Output pixel (i, j) reads x[i + p*dil_h - pt, j + q*dil_w - pl] through tap (p, q), so
+        dx[r, col] = sum over taps with (i, j) inside dy of dy[i, j] @ w[p, q]^T,
+    i = r + pt - p*dil_h: a stride-1 convolution of dy, zero-padded by (kh-1)*dil_h - pt on top and
+    (kw-1)*dil_w - pl on the left, with the kernel flipped and transposed, w'[p', q'] =
+    w[kh-1-p', kw-1-q']^T. Where (i, j) falls outside dy it adds 0 * w instead of nothing, the
+    same unless w holds Inf or NaN: conv.py takes col2im for such weights.
+    """
+    kh, kw = w.shape[:2]
+    w_flip = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))  # (kh, kw, Cout, Cin)
+    pads = ((kh - 1) * dilation[0] - padding[0], 0, (kw - 1) * dilation[1] - padding[2], 0)
+    return conv2d_direct(dy, w_flip, x_shape[1:3], (1, 1), pads, dilation)
 
 
 def conv2d_filter_grad_direct(dy, x, w_shape, stride, padding, dilation):
@@ -158,8 +174,19 @@ def _phase_planes(x, pt, pl, planes):
                             planes[n, a, b, c, u, v] = zero
 
 
+@njit(cache=True, inline="always")
+def _tap_slice(flat, n, k, f0, kw, cin, dil_h, dil_w, cols):
+    """The BLOCK values that weight row k = (p*kw + q)*Cin + c multiplies for flat positions f0, ..."""
+    sh, sw = flat.shape[1], flat.shape[2]
+    p = k // (kw * cin)
+    q = (k - p * kw * cin) // cin
+    c = k - (p * kw + q) * cin
+    start = f0 + (p * dil_h // sh) * cols + q * dil_w // sw
+    return flat[n, p * dil_h % sh, q * dil_w % sw, c, start:start + BLOCK]
+
+
 @njit(parallel=True, cache=True)
-def _forward(planes, w2, kh, kw, dil_h, dil_w, y):
+def _forward(planes, w2, kw, dil_h, dil_w, y):
     """y (N, Ho, Wo, Cout) from x's phase planes and w2 (kh*kw*Cin, Cout).
 
     Output pixel (i, j) is flat position f = i*cols + j of a phase plane (columns j >= Wo are
@@ -168,6 +195,7 @@ def _forward(planes, w2, kh, kw, dil_h, dil_w, y):
     """
     n_, sh, sw, cin, rows, cols = planes.shape
     ho, wo, cout = y.shape[1], y.shape[2], y.shape[3]
+    k_ = w2.shape[0]
     flat = planes.reshape(n_, sh, sw, cin, rows * cols)
     per_image = -(-(ho * cols) // BLOCK)
     zero = y.dtype.type(0)
@@ -178,18 +206,26 @@ def _forward(planes, w2, kh, kw, dil_h, dil_w, y):
         for o in range(cout):
             for t in range(BLOCK):
                 acc[o, t] = zero
-        # (p, q, c) in w's row-major order: every output adds its taps in the reference's order.
-        for p in range(kh):
-            for q in range(kw):
-                start = f0 + (p * dil_h // sh) * cols + q * dil_w // sw
-                for c in range(cin):
-                    src = flat[n, p * dil_h % sh, q * dil_w % sw, c, start:start + BLOCK]
-                    wk = w2[(p * kw + q) * cin + c]
-                    for o in range(cout):
-                        wv = wk[o]
-                        a = acc[o]
-                        for t in range(BLOCK):
-                            a[t] += wv * src[t]
+        # k = (p, q, c) in w's row-major order, four at a time, added left to right: each output
+        # adds its taps in the reference's order, and acc is loaded and stored once per four k.
+        k4 = k_ - k_ % 4
+        for k in range(0, k4, 4):
+            s0 = _tap_slice(flat, n, k, f0, kw, cin, dil_h, dil_w, cols)
+            s1 = _tap_slice(flat, n, k + 1, f0, kw, cin, dil_h, dil_w, cols)
+            s2 = _tap_slice(flat, n, k + 2, f0, kw, cin, dil_h, dil_w, cols)
+            s3 = _tap_slice(flat, n, k + 3, f0, kw, cin, dil_h, dil_w, cols)
+            for o in range(cout):
+                w0, w1, w2_, w3 = w2[k, o], w2[k + 1, o], w2[k + 2, o], w2[k + 3, o]
+                a = acc[o]
+                for t in range(BLOCK):
+                    a[t] = a[t] + w0 * s0[t] + w1 * s1[t] + w2_ * s2[t] + w3 * s3[t]
+        for k in range(k4, k_):
+            s0 = _tap_slice(flat, n, k, f0, kw, cin, dil_h, dil_w, cols)
+            for o in range(cout):
+                w0 = w2[k, o]
+                a = acc[o]
+                for t in range(BLOCK):
+                    a[t] += w0 * s0[t]
         for t in range(BLOCK):
             i = (f0 + t) // cols
             j = f0 + t - i * cols
