@@ -175,14 +175,19 @@ def _phase_planes(x, pt, pl, planes):
 
 
 @njit(cache=True, inline="always")
-def _tap_slice(flat, n, k, f0, kw, cin, dil_h, dil_w, cols):
-    """The BLOCK values that weight row k = (p*kw + q)*Cin + c multiplies for flat positions f0, ..."""
-    sh, sw = flat.shape[1], flat.shape[2]
+def _tap_slice(flat, n, k, f0, kw, cin, dil_h, dil_w, planes_shape):
+    """The BLOCK values that weight row k = (p*kw + q)*Cin + c multiplies for flat positions f0, ...
+
+    flat is the planes as one 1-D array; plane (n, a, b, c) starts at ((n*sh + a)*sw + b)*Cin + c
+    times rows*cols.
+    """
+    sh, sw, rows, cols = planes_shape[1], planes_shape[2], planes_shape[4], planes_shape[5]
     p = k // (kw * cin)
     q = (k - p * kw * cin) // cin
     c = k - (p * kw + q) * cin
-    start = f0 + (p * dil_h // sh) * cols + q * dil_w // sw
-    return flat[n, p * dil_h % sh, q * dil_w % sw, c, start:start + BLOCK]
+    plane = ((n * sh + p * dil_h % sh) * sw + q * dil_w % sw) * cin + c
+    start = plane * rows * cols + f0 + (p * dil_h // sh) * cols + q * dil_w // sw
+    return flat[start:start + BLOCK]
 
 
 @njit(parallel=True, cache=True)
@@ -196,7 +201,7 @@ def _forward(planes, w2, kw, dil_h, dil_w, y):
     n_, sh, sw, cin, rows, cols = planes.shape
     ho, wo, cout = y.shape[1], y.shape[2], y.shape[3]
     k_ = w2.shape[0]
-    flat = planes.reshape(n_, sh, sw, cin, rows * cols)
+    flat = planes.reshape(planes.size)
     per_image = -(-(ho * cols) // BLOCK)
     zero = y.dtype.type(0)
     for blk in prange(n_ * per_image):
@@ -210,17 +215,17 @@ def _forward(planes, w2, kw, dil_h, dil_w, y):
         # adds its taps in the reference's order, and acc is loaded and stored once per four k.
         k4 = k_ - k_ % 4
         for k in range(0, k4, 4):
-            s0 = _tap_slice(flat, n, k, f0, kw, cin, dil_h, dil_w, cols)
-            s1 = _tap_slice(flat, n, k + 1, f0, kw, cin, dil_h, dil_w, cols)
-            s2 = _tap_slice(flat, n, k + 2, f0, kw, cin, dil_h, dil_w, cols)
-            s3 = _tap_slice(flat, n, k + 3, f0, kw, cin, dil_h, dil_w, cols)
+            s0 = _tap_slice(flat, n, k, f0, kw, cin, dil_h, dil_w, planes.shape)
+            s1 = _tap_slice(flat, n, k + 1, f0, kw, cin, dil_h, dil_w, planes.shape)
+            s2 = _tap_slice(flat, n, k + 2, f0, kw, cin, dil_h, dil_w, planes.shape)
+            s3 = _tap_slice(flat, n, k + 3, f0, kw, cin, dil_h, dil_w, planes.shape)
             for o in range(cout):
                 w0, w1, w2_, w3 = w2[k, o], w2[k + 1, o], w2[k + 2, o], w2[k + 3, o]
                 a = acc[o]
                 for t in range(BLOCK):
                     a[t] = a[t] + w0 * s0[t] + w1 * s1[t] + w2_ * s2[t] + w3 * s3[t]
         for k in range(k4, k_):
-            s0 = _tap_slice(flat, n, k, f0, kw, cin, dil_h, dil_w, cols)
+            s0 = _tap_slice(flat, n, k, f0, kw, cin, dil_h, dil_w, planes.shape)
             for o in range(cout):
                 w0 = w2[k, o]
                 a = acc[o]
