@@ -19,17 +19,20 @@ consecutive f, each (tap, channel) is one contiguous slice of one plane, and
 each output adding its taps in the reference's order (0, 0), (0, 1), ... . Parallel over blocks of
 (image, f); each output is written by one block.
 
-Filter gradient. Blocks of BLOCK consecutive output pixels (flat over n, i, j); each gathers its
-receptive fields transposed, patch (K, BLOCK), and dy transposed, (Cout, BLOCK), into buffers that
-stay in cache, and adds dw[k, o] += patch[k] . dyT[o]. The blocks are cut into fixed chunks
-(_chunks.py), one partial dw per chunk, added in chunk order: bitwise the same for any thread count.
-These dot products alone are compiled with LLVM's `reassoc` flag, so they run as SIMD partial sums
-in an order fixed by the compiled code; no other fast-math assumption is made, so NaN and Inf
-propagate as in the reference. (Only real pixels enter: dy is never padded.)
+Input gradient (stride 1): the forward kernel run on dy, see conv2d_input_grad_direct.
 
-A padded tap reads a 0 (from the planes, or gathered into patch), so the forward multiplies 0 by its
-weight and the filter gradient 0 by dy, exactly as the reference's explicitly zero-padded x does: an
-Inf weight gives NaN at the border. Every kernel writes its last argument.
+Filter gradient. Blocks of BLOCK consecutive output pixels (flat over n, i, j): for each weight row
+k the block's inputs are a few contiguous stretches of one plane (one per output row the block
+touches), copied into patch[k]; dy is copied transposed into dyT (Cout, BLOCK); then
+dw[k, o] += patch[k] . dyT[o]. The blocks are cut into fixed chunks (_chunks.py), one partial dw per
+chunk, added in chunk order: bitwise the same for any thread count. These dot products alone are
+compiled with LLVM's `reassoc` flag, so they run as SIMD partial sums in an order fixed by the
+compiled code, not by the thread count; no other fast-math assumption is made, so NaN and Inf
+propagate as in the reference. Only real output pixels enter (dy is never padded).
+
+A padded tap reads a 0 from the planes, so the forward multiplies 0 by its weight and the filter
+gradient 0 by dy, exactly as the reference's explicitly zero-padded x does: an Inf weight gives NaN
+at the border. Every kernel writes its last argument.
 """
 
 from __future__ import annotations
@@ -47,14 +50,9 @@ _DOT = {"reassoc"}  # SIMD partial sums in dot products; NaN, Inf and signed zer
 def conv2d_direct(x, w, out_hw, stride, padding, dilation):
     """y (N, Ho, Wo, Cout) for x (N, H, W, Cin), w (kh, kw, Cin, Cout); padding (top, bottom, left, right)."""
     kh, kw, cin, cout = w.shape
-    (sh, sw), (dil_h, dil_w), (ho, wo) = stride, dilation, out_hw
-    rows = ho + (kh - 1) * dil_h // sh  # phase-plane rows and columns that some output pixel reads
-    cols = wo + (kw - 1) * dil_w // sw
-    # (N, sh, sw, Cin, rows', cols): rows' adds zero rows so a block's reads past the last row stay inside.
-    planes = np.empty((x.shape[0], sh, sw, cin, rows + 2 + BLOCK // cols, cols), dtype=x.dtype)
-    _phase_planes(np.ascontiguousarray(x), padding[0], padding[2], planes)
-    y = np.empty((x.shape[0], ho, wo, cout), dtype=x.dtype)
-    _forward(planes, np.ascontiguousarray(w).reshape(kh * kw * cin, cout), kw, dil_h, dil_w, y)
+    planes = _planes_of(x, w.shape, out_hw, stride, padding, dilation)
+    y = np.empty((x.shape[0], *out_hw, cout), dtype=x.dtype)
+    _forward(planes, np.ascontiguousarray(w).reshape(kh * kw * cin, cout), kw, *dilation, y)
     return y
 
 
@@ -77,64 +75,23 @@ def conv2d_input_grad_direct(dy, w, x_shape, padding, dilation):
 def conv2d_filter_grad_direct(dy, x, w_shape, stride, padding, dilation):
     """dw (w_shape) for dy (N, Ho, Wo, Cout) and x (N, H, W, Cin)."""
     kh, kw, cin, cout = w_shape
+    planes = _planes_of(x, w_shape, dy.shape[1:3], stride, padding, dilation)
     blocks = -(-dy.shape[0] * dy.shape[1] * dy.shape[2] // BLOCK)
     partials = np.zeros((num_chunks(blocks), kh * kw * cin, cout), dtype=x.dtype)
-    _filter_grad_partials(np.ascontiguousarray(dy), np.ascontiguousarray(x), kh, kw, *stride,
-                          padding[0], padding[2], *dilation, partials)
+    _filter_grad_partials(np.ascontiguousarray(dy), planes, kw, *dilation, partials)
     return sum_partials(partials).reshape(w_shape)
 
 
-@njit(cache=True, inline="always")
-def _inside_columns(r, h, width, q, out_w, sw, dil_w, pl):
-    """(offset, j0, j1): output columns j in [j0, j1) read input column j*sw + offset through tap q,
-    and it lies inside x; an empty range when the tap's row r is in the padding."""
-    off = input_index(0, q, sw, dil_w, pl)
-    if not 0 <= r < h:
-        return off, out_w, out_w
-    j0 = min(max(-off + sw - 1, 0) // sw, out_w)
-    j1 = max(min((width - 1 - off) // sw + 1, out_w), j0)
-    return off, j0, j1
-
-
-@njit(cache=True)
-def _gather_fields(x, m0, ho, wo, kh, kw, sh, sw, pt, pl, dil_h, dil_w, patch):
-    """patch[(p*kw + q)*Cin + c, t] = xpad[n, i*sh + p*dil_h, j*sw + q*dil_w, c] for output pixel
-    m0 + t = (n*Ho + i)*Wo + j; zeros for padded taps and for pixels past the end of y.
-
-    The block is walked as runs of pixels in one output row, so for each tap and channel the
-    pixels of a run fill a contiguous stretch of patch's row from equally spaced x elements.
-    """
-    n_, h, width, cin = x.shape
-    zero = x.dtype.type(0)
-    pixels = n_ * ho * wo
-    t = 0
-    while t < BLOCK and m0 + t < pixels:
-        m = m0 + t
-        n = m // (ho * wo)
-        i = (m - n * ho * wo) // wo
-        j_first = m - (n * ho + i) * wo
-        j_end = min(j_first + BLOCK - t, wo)  # the run: columns [j_first, j_end) of row (n, i)
-        shift = t - j_first  # patch column of output column j
-        for p in range(kh):
-            r = input_index(i, p, sh, dil_h, pt)
-            for q in range(kw):
-                off, j0, j1 = _inside_columns(r, h, width, q, wo, sw, dil_w, pl)
-                lo = min(max(j0, j_first), j_end)
-                hi = max(min(j1, j_end), lo)
-                for c in range(cin):
-                    dst = patch[(p * kw + q) * cin + c]
-                    for j in range(j_first, lo):
-                        dst[j + shift] = zero
-                    for j in range(hi, j_end):
-                        dst[j + shift] = zero
-                    if hi > lo:
-                        xr = x[n, r]
-                        for j in range(lo, hi):
-                            dst[j + shift] = xr[j * sw + off, c]
-        t += j_end - j_first
-    for k in range(patch.shape[0]):
-        for tt in range(t, BLOCK):
-            patch[k, tt] = zero
+def _planes_of(x, w_shape, out_hw, stride, padding, dilation):
+    """x's zero-padded phase planes (N, sh, sw, Cin, rows', cols) (see the module docstring)."""
+    kh, kw, cin, _ = w_shape
+    (sh, sw), (dil_h, dil_w), (ho, wo) = stride, dilation, out_hw
+    rows = ho + (kh - 1) * dil_h // sh  # the plane rows and columns some output pixel reads
+    cols = wo + (kw - 1) * dil_w // sw
+    # rows' adds zero rows, so the forward's reads of a block past the last row stay inside.
+    planes = np.empty((x.shape[0], sh, sw, cin, rows + 2 + BLOCK // cols, cols), dtype=x.dtype)
+    _phase_planes(np.ascontiguousarray(x), padding[0], padding[2], planes)
+    return planes
 
 
 @njit(cache=True)
@@ -161,10 +118,10 @@ def _phase_planes(x, pt, pl, planes):
         n = nu // rows
         u = nu - n * rows
         for a in range(sh):
-            r = u * sh + a - pt
+            r = input_index(u, a, sh, 1, pt)  # plane row u of phase a holds xpad row u*sh + a
             for b in range(sw):
                 for v in range(cols):
-                    col = v * sw + b - pl
+                    col = input_index(v, b, sw, 1, pl)
                     if 0 <= r < h and 0 <= col < width:
                         src = x[n, r, col]
                         for c in range(cin):
@@ -175,19 +132,15 @@ def _phase_planes(x, pt, pl, planes):
 
 
 @njit(cache=True, inline="always")
-def _tap_slice(flat, n, k, f0, kw, cin, dil_h, dil_w, planes_shape):
-    """The BLOCK values that weight row k = (p*kw + q)*Cin + c multiplies for flat positions f0, ...
-
-    flat is the planes as one 1-D array; plane (n, a, b, c) starts at ((n*sh + a)*sw + b)*Cin + c
-    times rows*cols.
-    """
+def _tap_start(n, k, kw, cin, dil_h, dil_w, planes_shape):
+    """Where, in the planes read as one flat array, weight row k = (p*kw + q)*Cin + c finds its
+    input for flat output position f = 0; position f is f further on."""
     sh, sw, rows, cols = planes_shape[1], planes_shape[2], planes_shape[4], planes_shape[5]
     p = k // (kw * cin)
     q = (k - p * kw * cin) // cin
     c = k - (p * kw + q) * cin
     plane = ((n * sh + p * dil_h % sh) * sw + q * dil_w % sw) * cin + c
-    start = plane * rows * cols + f0 + (p * dil_h // sh) * cols + q * dil_w // sw
-    return flat[start:start + BLOCK]
+    return plane * rows * cols + (p * dil_h // sh) * cols + q * dil_w // sw
 
 
 @njit(parallel=True, cache=True)
@@ -215,17 +168,17 @@ def _forward(planes, w2, kw, dil_h, dil_w, y):
         # adds its taps in the reference's order, and acc is loaded and stored once per four k.
         k4 = k_ - k_ % 4
         for k in range(0, k4, 4):
-            s0 = _tap_slice(flat, n, k, f0, kw, cin, dil_h, dil_w, planes.shape)
-            s1 = _tap_slice(flat, n, k + 1, f0, kw, cin, dil_h, dil_w, planes.shape)
-            s2 = _tap_slice(flat, n, k + 2, f0, kw, cin, dil_h, dil_w, planes.shape)
-            s3 = _tap_slice(flat, n, k + 3, f0, kw, cin, dil_h, dil_w, planes.shape)
+            s0 = flat[f0 + _tap_start(n, k, kw, cin, dil_h, dil_w, planes.shape):][:BLOCK]
+            s1 = flat[f0 + _tap_start(n, k + 1, kw, cin, dil_h, dil_w, planes.shape):][:BLOCK]
+            s2 = flat[f0 + _tap_start(n, k + 2, kw, cin, dil_h, dil_w, planes.shape):][:BLOCK]
+            s3 = flat[f0 + _tap_start(n, k + 3, kw, cin, dil_h, dil_w, planes.shape):][:BLOCK]
             for o in range(cout):
                 w0, w1, w2_, w3 = w2[k, o], w2[k + 1, o], w2[k + 2, o], w2[k + 3, o]
                 a = acc[o]
                 for t in range(BLOCK):
                     a[t] = a[t] + w0 * s0[t] + w1 * s1[t] + w2_ * s2[t] + w3 * s3[t]
         for k in range(k4, k_):
-            s0 = _tap_slice(flat, n, k, f0, kw, cin, dil_h, dil_w, planes.shape)
+            s0 = flat[f0 + _tap_start(n, k, kw, cin, dil_h, dil_w, planes.shape):][:BLOCK]
             for o in range(cout):
                 w0 = w2[k, o]
                 a = acc[o]
@@ -241,21 +194,42 @@ def _forward(planes, w2, kw, dil_h, dil_w, y):
 
 
 @njit(parallel=True, cache=True, fastmath=_DOT)
-def _filter_grad_partials(dy, x, kh, kw, sh, sw, pt, pl, dil_h, dil_w, partials):
-    """partials[k] (kh*kw*Cin, Cout) += the filter gradient summed over chunk k of the pixel blocks."""
+def _filter_grad_partials(dy, planes, kw, dil_h, dil_w, partials):
+    """partials[k] (kh*kw*Cin, Cout) += the filter gradient summed over chunk k of the pixel blocks.
+
+    A block's pixels are runs of consecutive columns j of one output row i; for each weight row k
+    such a run reads one contiguous stretch of a phase plane, copied into patch[k] as it is.
+    """
     chunks, k_, cout = partials.shape
     n_, ho, wo = dy.shape[0], dy.shape[1], dy.shape[2]
+    cin, cols = planes.shape[3], planes.shape[5]
+    flat = planes.reshape(planes.size)
     dy2 = dy.reshape(n_ * ho * wo, cout)
     blocks = -(-dy2.shape[0] // BLOCK)
-    zero = x.dtype.type(0)
+    zero = dy.dtype.type(0)
     for k in prange(chunks):
         acc = partials[k]
-        patch = np.empty((k_, BLOCK), dtype=x.dtype)
-        dy_t = np.empty((cout, BLOCK), dtype=x.dtype)
+        patch = np.empty((k_, BLOCK), dtype=dy.dtype)
+        dy_t = np.empty((cout, BLOCK), dtype=dy.dtype)
         start, stop = chunk_bounds(k, blocks, chunks)
         for b in range(start, stop):
-            _gather_fields(x, b * BLOCK, ho, wo, kh, kw, sh, sw, pt, pl, dil_h, dil_w, patch)
-            _gather_transposed(dy2, b * BLOCK, dy_t)
+            m0 = b * BLOCK
+            t = 0
+            while t < BLOCK and m0 + t < dy2.shape[0]:
+                n = (m0 + t) // (ho * wo)
+                i = (m0 + t - n * ho * wo) // wo
+                j = m0 + t - (n * ho + i) * wo
+                run = min(BLOCK - t, wo - j)  # pixels t, t+1, ... are columns j, j+1, ... of row i
+                for kk in range(k_):
+                    src = flat[_tap_start(n, kk, kw, cin, dil_h, dil_w, planes.shape) + i * cols + j:][:run]
+                    dst = patch[kk, t:t + run]
+                    for u in range(run):
+                        dst[u] = src[u]
+                t += run
+            for kk in range(k_):  # past the last pixel: 0 (times dy = 0 there)
+                for u in range(t, BLOCK):
+                    patch[kk, u] = zero
+            _gather_transposed(dy2, m0, dy_t)
             for kk in range(k_):
                 pk = patch[kk]
                 a = acc[kk]
