@@ -15,6 +15,8 @@ import pytest
 
 from npxception import ops
 from npxception.backends import cpu, reference
+from npxception.backends.cpu import conv_direct
+from npxception.shapes import as_pair, conv_output_hw, resolve_padding
 from npxception.threads import get_num_threads, max_threads, set_num_threads
 from tests.compare import assert_close
 
@@ -68,7 +70,9 @@ def test_depthwise_matches_reference(shape, kernel, m, stride, padding, dilation
     _parity("depthwise_conv2d_backward", _normal(rng, y.shape, dtype), x, w, **kw)
 
 
-# (N, H, W, Cin), (kh, kw, Cin, Cout), stride, padding, dilation
+# (N, H, W, Cin), (kh, kw, Cin, Cout), stride, padding, dilation. conv.py's rules pick the direct
+# kernels for narrow 3x3 convs (Cout <= 32 forward, Cin <= 16 input gradient at stride 1, Cin <= 4
+# filter gradient) and im2col + GEMM otherwise; both paths appear below for each of the three.
 CONV_CASES = [
     ((2, 9, 9, 3), (3, 3, 3, 4), 2, "valid", 1),    # Xception's first stem conv, small
     ((1, 7, 8, 4), (3, 3, 4, 5), 1, "valid", 1),    # the second stem conv
@@ -76,6 +80,10 @@ CONV_CASES = [
     ((1, 6, 5, 3), (1, 1, 3, 2), 1, "valid", 1),
     ((1, 8, 9, 2), (3, 2, 2, 3), (2, 1), "same", (1, 2)),
     ((1, 1, 1, 3), (3, 3, 3, 2), 1, "same", 1),
+    ((2, 11, 10, 3), (3, 3, 3, 8), 1, "valid", 1),  # `small`'s stems: 144 pixels, two blocks
+    ((2, 10, 9, 8), (3, 3, 8, 16), 1, "valid", 1),
+    ((1, 13, 12, 3), (3, 3, 3, 32), 2, "valid", 1),  # the paper's first stem
+    ((1, 9, 10, 32), (3, 3, 32, 40), 1, "same", 2),  # wide: GEMM and col2im throughout
 ]
 
 
@@ -87,6 +95,74 @@ def test_conv2d_matches_reference(shape, wshape, stride, padding, dilation, dtyp
     kw = dict(stride=stride, padding=padding, dilation=dilation)
     (y,) = _parity("conv2d", x, w, **kw)
     _parity("conv2d_backward", _normal(rng, y.shape, dtype), x, w, **kw)
+
+
+# Cases for the direct kernels themselves, whichever path conv.py picks for the shape.
+DIRECT_CASES = [
+    ((2, 12, 11, 3), (3, 3, 3, 8), 1, "valid", 1),
+    ((1, 13, 12, 3), (3, 3, 3, 32), 2, "valid", 1),
+    ((2, 9, 11, 8), (3, 3, 8, 16), 1, "same", 2),
+    ((1, 9, 8, 32), (3, 3, 32, 6), 2, "same", 1),   # even size, stride 2: asymmetric padding
+    ((1, 7, 9, 5), (2, 3, 5, 3), (1, 2), "valid", (2, 1)),
+    ((3, 7, 7, 16), (1, 1, 16, 8), 2, "same", 1),
+    ((1, 6, 7, 4), (3, 3, 4, 5), 1, 3, 1),           # padding wider than the kernel's reach
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, wshape, stride, padding, dilation", DIRECT_CASES)
+def test_direct_conv_kernels_match_reference(shape, wshape, stride, padding, dilation, dtype):
+    rng = _rng("direct", shape, wshape, str(stride), padding, str(dilation), dtype)
+    x, w = _normal(rng, shape, dtype), _normal(rng, wshape, dtype)
+    st, dil = as_pair(stride, "stride"), as_pair(dilation, "dilation")
+    pads = resolve_padding(padding, shape[1:3], wshape[:2], st, dil)
+    out_hw = conv_output_hw(shape[1:3], wshape[:2], st, pads, dil)
+    rtol = 1e-14 if dtype == np.float64 else 1e-5
+    y = conv_direct.conv2d_direct(x, w, out_hw, st, pads, dil)
+    assert_close(y, reference.conv2d(x, w, st, pads, dil), name="y", rtol=rtol)
+    dy = _normal(rng, y.shape, dtype)
+    dw = conv_direct.conv2d_filter_grad_direct(dy, x, w.shape, st, pads, dil)
+    assert dw.dtype == dtype
+    dx_ref, dw_ref = reference.conv2d_backward(dy, x, w, st, pads, dil)
+    assert_close(dw, dw_ref, name="dw", rtol=rtol)
+    if st == (1, 1):
+        dx = conv_direct.conv2d_input_grad_direct(dy, w, x.shape, pads, dil)
+        assert_close(dx, dx_ref, name="dx", rtol=rtol)
+
+
+def test_conv2d_input_grad_with_an_inf_weight_matches_reference():
+    """The direct input gradient would add 0 * Inf = NaN where no output pixel used the Inf tap (the
+    last row and column for tap (0, 0) and "same" padding); conv.py sends such weights to col2im."""
+    rng = _rng("inf dx")
+    x, w = _normal(rng, (1, 6, 7, 3), np.float64), _normal(rng, (3, 3, 3, 4), np.float64)
+    w[0, 0, 1, 2] = np.inf
+    dy = _normal(rng, (1, 6, 7, 4), np.float64)
+    with np.errstate(invalid="ignore"):
+        dx, _ = _parity("conv2d_backward", dy, x, w, padding="same")
+    assert np.isinf(dx[0, :-1, :-1, 1]).all() and np.isfinite(dx[0, -1, :, 1]).all()
+
+
+def test_direct_conv_kernels_are_bitwise_identical_across_thread_counts():
+    rng = _rng("direct threads")
+    x = _normal(rng, (3, 20, 21, 3), np.float32)  # 3 * 18 * 19 output pixels: 9 blocks, 9 chunks
+    w = _normal(rng, (3, 3, 3, 8), np.float32)
+    dy = _normal(rng, (3, 18, 19, 8), np.float32)
+
+    def run():
+        y = conv_direct.conv2d_direct(x, w, (18, 19), (1, 1), (0, 0, 0, 0), (1, 1))
+        dx = conv_direct.conv2d_input_grad_direct(dy, w, x.shape, (0, 0, 0, 0), (1, 1))
+        return y, dx, conv_direct.conv2d_filter_grad_direct(dy, x, w.shape, (1, 1), (0, 0, 0, 0), (1, 1))
+
+    before = get_num_threads()
+    try:
+        set_num_threads(1)
+        single = run()
+        set_num_threads(min(2, max_threads()))
+        double = run()
+    finally:
+        set_num_threads(before)
+    for a, b in zip(single, double):
+        assert np.array_equal(a, b)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -71,6 +71,31 @@ def test_conv2d_matches_torch(rng, shape, kernel, stride, padding, dilation):
            lambda x, w: torch_ops.conv2d(x, w, **kw), arrays, ["x", "w"])
 
 
+# Xception's stem convolutions in miniature, on the cpu backend, whose conv.py routes narrow 3x3
+# convs to its direct kernels and the rest to im2col + GEMM (its docstring gives the rules).
+CPU_STEM_CASES = [
+    # (x shape, Cout, stride, padding, dilation)
+    ((2, 11, 10, 3), 8, 1, "valid", 1),    # `small`'s first stem: 144 output pixels
+    ((2, 10, 9, 8), 16, 1, "valid", 1),    # `small`'s second stem
+    ((1, 13, 12, 3), 32, 2, "valid", 1),   # the paper's first stem
+    ((1, 9, 9, 32), 8, 1, "same", 2),      # Cin 32, dilation 2
+    ((1, 8, 7, 32), 64, 1, "valid", 1),    # the paper's second stem: GEMM and col2im
+    ((2, 9, 8, 3), 8, 2, "same", 1),       # even width, stride 2: asymmetric "same" padding
+    ((1, 11, 9, 8), 6, 2, "same", 2),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape,cout,stride,padding,dilation", CPU_STEM_CASES)
+def test_cpu_conv2d_matches_torch(rng, shape, cout, stride, padding, dilation, dtype):
+    kw = dict(stride=stride, padding=padding, dilation=dilation)
+    arrays = dict(x=randn(rng, shape, dtype), w=randn(rng, (3, 3, shape[3], cout), dtype))
+    parity("conv2d cpu", lambda x, w: ops.conv2d(x, w, **kw, backend="cpu"),
+           lambda dy, x, w: dict(zip("xw", ops.conv2d_backward(dy, x, w, **kw, backend="cpu"))),
+           lambda x, w: torch_ops.conv2d(x, w, **kw), arrays, ["x", "w"],
+           rtol=1e-13 if dtype == np.float64 else 1e-5)
+
+
 @pytest.mark.parametrize("shape,cout", [((2, 5, 5, 3), 4), ((1, 1, 1, 6), 2), ((3, 4, 7, 8), 5)])
 def test_pointwise_conv2d_matches_torch(rng, shape, cout):
     arrays = dict(x=randn(rng, shape), w=randn(rng, (1, 1, shape[3], cout)))
