@@ -262,15 +262,16 @@ def markdown(rows, layer_tables, args, threading_layer) -> str:
                      f"{per_round} | {r['images_per_s']:.1f} | {versus} | {r['training_mb']:.0f} | "
                      f"{r['peak_rss_mb']:.0f} |")
     lines += ["", "PyTorch models: " + "; ".join(f"**{k}**, {v}" for k, v in MODELS.items()) + ".", "",
-              "| case | ours images/s | fastest PyTorch row | its images/s | ours / best PyTorch |",
-              "| --- | ---: | --- | ---: | ---: |"]
+              "| case | ours images/s | fastest PyTorch row | its images/s | ours / best PyTorch | ours training MB "
+              "| its training MB |", "| --- | ---: | --- | ---: | ---: | ---: | ---: |"]
     for case in dict.fromkeys(r["case"] for r in rows):
         ours = next((r for r in rows if r["case"] == case and r["kind"] == "ours"), None)
         theirs = [r for r in rows if r["case"] == case and r["kind"] != "ours"]
         if ours and theirs:
             best = max(theirs, key=lambda r: r["images_per_s"])
             lines.append(f"| {case} | {ours['images_per_s']:.1f} | {best['variant']} | {best['images_per_s']:.1f} | "
-                         f"{ours['images_per_s'] / best['images_per_s']:.2f} |")
+                         f"{ours['images_per_s'] / best['images_per_s']:.2f} | {ours['training_mb']:.0f} | "
+                         f"{best['training_mb']:.0f} |")
     lines += layer_markdown(layer_tables)
     return "\n".join(lines) + "\n"
 
@@ -320,7 +321,7 @@ def main() -> None:
                      f"{args.warmup}")
     if args.quick:
         args.rounds, args.steps, args.warmup = 1, 1, 0
-    rows, per_round, layer_tables, threading_layer = [], {}, {}, "?"
+    rows, missing, per_round, layer_tables, threading_layer = [], [], {}, {}, "?"
     for case in cases:
         batch = CASES[case][1]
         records = {kind: [] for kind in kinds}
@@ -334,12 +335,19 @@ def main() -> None:
                     print(f"{case:<6} round {r + 1} {VARIANTS[kind][0]:<32} {rec['step_ms']:9.1f} ms/step "
                           f"{rec['images_per_s']:8.1f} img/s {rec['training_mb']:7.0f} MB training", flush=True)
         per_round[case] = records
-        rows += [row for kind in kinds if (row := summarise(case, kind, records[kind], batch)) is not None]
+        for kind in kinds:
+            row = summarise(case, kind, records[kind], batch)
+            if row is None:
+                missing.append(f"{case} {VARIANTS[kind][0]}")
+            else:
+                rows.append(row)
         if "ours" in kinds:
             raw = spawn("ours_layers", case, args)
             if "layers" in raw:
                 layer_tables[case] = raw["layers"]
     text = markdown(rows, layer_tables, args, threading_layer)
+    if missing:
+        text += "\nNo round finished (the worker crashed; see the JSON): " + ", ".join(missing) + ".\n"
     print(text)
     if not args.quick:
         RESULTS.mkdir(exist_ok=True)
@@ -347,7 +355,7 @@ def main() -> None:
                 "threads": args.threads, "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds,
                 "numba_threading_layer": threading_layer}
         (RESULTS / "model_cpu.json").write_text(json.dumps(
-            {"meta": meta, "rows": rows, "rounds": per_round, "layers": layer_tables}, indent=1))
+            {"meta": meta, "rows": rows, "missing": missing, "rounds": per_round, "layers": layer_tables}, indent=1))
         (RESULTS / "model_cpu.md").write_text(text)
 
 
