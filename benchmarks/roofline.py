@@ -225,7 +225,9 @@ def main() -> None:
     gemm_preset = "tiny" if args.quick else "paper"
     gemm_batch = CASES[gemm_preset][1]
     shapes = pointwise_shapes(config_for(gemm_preset), gemm_batch)
-    report["pointwise_gemms"] = {"preset": gemm_preset, "batch": gemm_batch,
+    from npxception.backends.cpu.gemm import MIN_ROWS_TO_SPLIT
+
+    report["pointwise_gemms"] = {"preset": gemm_preset, "batch": gemm_batch, "min_rows_to_split": MIN_ROWS_TO_SPLIT,
                                  "rows": time_gemms(shapes, args.threads, repeats)}
     report["steps"] = {}
     for case in cases:

@@ -95,7 +95,9 @@ def gemm_section(report: dict) -> list[str]:
             chunked += r["ms"] * len(r["layers"])
     lines += ["", f"Filter gradients of one step, over every SeparableConv2D: {plain:.1f} ms as one GEMM each, "
                   f"{chunked:.1f} ms chunked (deterministic for any thread count): chunking costs "
-                  f"{chunked - plain:+.1f} ms ({(chunked - plain) / plain if plain else 0:+.0%})."]
+                  f"{chunked - plain:+.1f} ms ({(chunked - plain) / plain if plain else 0:+.0%}). "
+                  f"`tall_transpose_matmul` splits only products of P >= {g['min_rows_to_split']} rows; shorter "
+                  "ones are one GEMM there too."]
     return lines
 
 
