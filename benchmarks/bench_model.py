@@ -1,16 +1,23 @@
 """Model benchmark: one training step (forward, loss, backward, SGD update) of Xception with the cpu
 backend against the same network in PyTorch on the CPU, at the same thread count.
 
-    python benchmarks/bench_model.py           # full run, writes benchmarks/results/model_cpu.{json,md}
-    python benchmarks/bench_model.py --quick   # smoke run: tiny() only, nothing written
+    python benchmarks/bench_model.py              # full run, writes benchmarks/results/model_cpu.{json,md}
+    python benchmarks/bench_model.py --rounds 5   # more rounds (default 3)
+    python benchmarks/bench_model.py --quick      # smoke run: tiny() only, one round, nothing written
 
 Cases: XceptionConfig.small() at batch 64 (32x32 images) and XceptionConfig.paper() at batch 4
-(299x299). PyTorch runs npxception.testing.torch_xception.TorchXception, the same network with the
-same weights, in NCHW and in channels_last. Each variant runs in its own process, so its peak
-memory (the process's peak resident set, minus the resident set just before the first step: the
-activations, gradients and workspaces of training, beyond the weights and the batch) is its own.
-Throughput is images/s from the median step time after warm-up steps. A last run of ours times
-every layer's forward and backward in one step, so the slowest layers are visible.
+(299x299). PyTorch runs two models, each in NCHW and in channels_last:
+  - the twin, npxception.testing.torch_xception.TorchXception: our weights, TensorFlow's "same"
+    padding through explicit F.pad calls, dropout masks drawn by NumPy (the parity reference);
+  - the idiomatic model, benchmarks/torch_idiomatic.py: stock nn.Conv2d(padding=1), nn.BatchNorm2d,
+    nn.MaxPool2d(padding=1), nn.Dropout, no explicit pads (what a PyTorch user would write).
+Each variant runs in its own process, so its peak memory (the process's peak resident set, minus
+the resident set just before the first step: the activations, gradients and workspaces of
+training, beyond the weights and the batch) is its own. A round runs every variant once; rounds
+alternate the order (forward, then reversed), so a change in the machine's load does not always
+fall on the same variant. A variant's step time is the median over rounds of its per-round median
+step time after warm-up steps; the per-round numbers are kept in the JSON. A last run of ours
+times every layer's forward and backward in one step, so the slowest layers are visible.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CASES = {"small": ("small", 64), "paper": ("paper", 4), "tiny": ("tiny", 16)}
@@ -123,28 +131,42 @@ def run_ours(preset, batch, steps, warmup, threads, per_layer):
 
 # ---------------------------------------------------------------------------- PyTorch
 
-def run_torch(preset, batch, steps, warmup, threads, channels_last):
+def torch_model(config, idiomatic: bool):
+    """(model, forward(x) -> logits) for the twin (our weights, our dropout masks) or the idiomatic model."""
     import torch
 
     from npxception import Xception
     from npxception.testing.torch_xception import TorchXception
 
-    torch.set_num_threads(threads)
-    config = config_for(preset)
+    if idiomatic:
+        from torch_idiomatic import IdiomaticXception
+
+        torch.manual_seed(0)
+        model = IdiomaticXception(config).train()
+        return model, model
     model = TorchXception(config)
     model.load_our_state_dict(Xception(config, backend="numpy", seed=0).state_dict())
+    seed = iter(range(10**9))
+    return model, lambda x: model(x, True, dropout_seed=next(seed))
+
+
+def run_torch(preset, batch, steps, warmup, threads, channels_last, idiomatic):
+    import torch
+
+    torch.set_num_threads(threads)
+    config = config_for(preset)
+    model, forward = torch_model(config, idiomatic)
     x, labels = batch_for(config, batch)
     x = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     labels = torch.from_numpy(labels)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    seed = iter(range(10**9))
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(model(x, True, dropout_seed=next(seed)), labels)
+        loss = torch.nn.functional.cross_entropy(forward(x), labels)
         loss.backward()
         optimizer.step()
 
@@ -159,6 +181,23 @@ def run_torch(preset, batch, steps, warmup, threads, channels_last):
     return {"times": times, "peak_mb": peak_rss_mb(), "base_mb": base}
 
 
+# kind -> (label, which PyTorch model); the order of a round (reversed every other round).
+VARIANTS = {
+    "ours": ("ours (cpu)", "-"),
+    "torch_nchw": ("PyTorch twin NCHW", "twin"),
+    "torch_channels_last": ("PyTorch twin channels_last", "twin"),
+    "torch_idiomatic_nchw": ("PyTorch idiomatic NCHW", "idiomatic"),
+    "torch_idiomatic_channels_last": ("PyTorch idiomatic channels_last", "idiomatic"),
+}
+MODELS = {
+    "twin": "`npxception.testing.torch_xception.TorchXception`: our weights, TensorFlow \"same\" padding "
+            "through explicit `F.pad`, dropout masks drawn by NumPy (the parity reference)",
+    "idiomatic": "`benchmarks/torch_idiomatic.py`: stock `nn.Conv2d(padding=1)` (depthwise with `groups=C`), "
+                 "`nn.BatchNorm2d`, `nn.ReLU(inplace=True)`, `nn.MaxPool2d(3, 2, padding=1)`, `nn.Dropout`, "
+                 "`nn.Linear`, no explicit pads (same layers and parameter count, different stride-2 padding)",
+}
+
+
 def worker(args) -> None:
     preset, batch = CASES[args.case]
     if args.worker == "ours":
@@ -167,37 +206,78 @@ def worker(args) -> None:
         out = run_ours(preset, batch, args.steps, args.warmup, args.threads, per_layer=True)
     else:
         out = run_torch(preset, batch, args.steps, args.warmup, args.threads,
-                        channels_last=args.worker == "torch_channels_last")
+                        channels_last=args.worker.endswith("channels_last"), idiomatic="idiomatic" in args.worker)
     print(json.dumps(out))
 
 
 # ---------------------------------------------------------------------------- driver
 
 def spawn(kind, case, args) -> dict:
+    """One worker process; {"failed": reason} when it dies (a crash in one variant spares the others)."""
     cmd = [sys.executable, __file__, "--worker", kind, "--case", case, "--steps", str(args.steps),
            "--warmup", str(args.warmup), "--threads", str(args.threads)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        print(f"{case} {kind}: worker exited with status {done.returncode}: {tail}", file=sys.stderr, flush=True)
+        return {"failed": f"exit status {done.returncode}: {tail}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def summarise(case, kind, raw, batch) -> dict:
+def round_record(raw, batch, position) -> dict:
+    if "failed" in raw:
+        return {"position": position, **raw}
     median = statistics.median(raw["times"])
-    return {"case": case, "variant": kind, "batch": batch, "step_ms": 1e3 * median,
-            "images_per_s": batch / median, "peak_rss_mb": raw["peak_mb"],
-            "training_mb": raw["peak_mb"] - raw["base_mb"]}
+    return {"position": position, "step_ms": 1e3 * median, "images_per_s": batch / median,
+            "times_s": raw["times"], "peak_rss_mb": raw["peak_mb"], "training_mb": raw["peak_mb"] - raw["base_mb"]}
 
 
-def markdown(rows, layer_tables, threads, threading_layer) -> str:
-    lines = [f"Training step (forward + loss + backward + SGD momentum), float32, {threads} threads "
-             f"(Numba threading layer: {threading_layer}), median of the timed steps. `training MB`: "
-             "peak resident memory above the resident memory just before the first step.", "",
-             "| case | variant | batch | step ms | images/s | vs ours | training MB | peak RSS MB |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+def summarise(case, kind, rounds, batch) -> dict | None:
+    """Medians over the rounds that finished; None when none did."""
+    done = [r for r in rounds if "failed" not in r]
+    if not done:
+        return None
+    step_ms = statistics.median(r["step_ms"] for r in done)
+    label, model = VARIANTS[kind]
+    return {"case": case, "variant": label, "kind": kind, "pytorch_model": model, "batch": batch,
+            "step_ms": step_ms, "images_per_s": 1e3 * batch / step_ms,
+            "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in done),
+            "training_mb": statistics.median(r["training_mb"] for r in done),
+            "rounds_ms": [r.get("step_ms") for r in rounds], "rounds_failed": len(rounds) - len(done)}
+
+
+def markdown(rows, layer_tables, args, threading_layer) -> str:
+    lines = [f"Training step (forward + loss + backward + SGD momentum), float32, {args.threads} threads "
+             f"(Numba threading layer: {threading_layer}). Each variant in its own process, {args.rounds} "
+             f"round(s) in alternating order; step ms is the median over rounds of each round's median of "
+             f"{args.steps} timed steps (after {args.warmup} warm-up steps). `training MB`: peak resident memory "
+             "above the resident memory just before the first step.", "",
+             "| case | variant | PyTorch model | batch | step ms | per round ms | images/s | vs ours | training MB "
+             "| peak RSS MB |", "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
     for r in rows:
-        ours = next(o for o in rows if o["case"] == r["case"] and o["variant"] == "ours (cpu)")
-        lines.append(f"| {r['case']} | {r['variant']} | {r['batch']} | {r['step_ms']:.1f} | "
-                     f"{r['images_per_s']:.1f} | {r['images_per_s'] / ours['images_per_s']:.2f} | "
-                     f"{r['training_mb']:.0f} | {r['peak_rss_mb']:.0f} |")
+        ours = next((o for o in rows if o["case"] == r["case"] and o["kind"] == "ours"), None)
+        versus = f"{r['images_per_s'] / ours['images_per_s']:.2f}" if ours else "-"
+        per_round = ", ".join("failed" if t is None else f"{t:.0f}" for t in r["rounds_ms"])
+        lines.append(f"| {r['case']} | {r['variant']} | {r['pytorch_model']} | {r['batch']} | {r['step_ms']:.1f} | "
+                     f"{per_round} | {r['images_per_s']:.1f} | {versus} | {r['training_mb']:.0f} | "
+                     f"{r['peak_rss_mb']:.0f} |")
+    lines += ["", "PyTorch models: " + "; ".join(f"**{k}**, {v}" for k, v in MODELS.items()) + ".", "",
+              "| case | ours images/s | fastest PyTorch row | its images/s | ours / best PyTorch | ours training MB "
+              "| its training MB |", "| --- | ---: | --- | ---: | ---: | ---: | ---: |"]
+    for case in dict.fromkeys(r["case"] for r in rows):
+        ours = next((r for r in rows if r["case"] == case and r["kind"] == "ours"), None)
+        theirs = [r for r in rows if r["case"] == case and r["kind"] != "ours"]
+        if ours and theirs:
+            best = max(theirs, key=lambda r: r["images_per_s"])
+            lines.append(f"| {case} | {ours['images_per_s']:.1f} | {best['variant']} | {best['images_per_s']:.1f} | "
+                         f"{ours['images_per_s'] / best['images_per_s']:.2f} | {ours['training_mb']:.0f} | "
+                         f"{best['training_mb']:.0f} |")
+    lines += layer_markdown(layer_tables)
+    return "\n".join(lines) + "\n"
+
+
+def layer_markdown(layer_tables) -> list[str]:
+    lines = []
     for case, table in layer_tables.items():
         total = sum(v["forward"] + v["backward"] for v in table.values())
         lines += ["", f"Slowest layers of one `{case}` step (ours, cpu backend; total "
@@ -212,48 +292,70 @@ def markdown(rows, layer_tables, threads, threading_layer) -> str:
             by_type[v["type"]] = by_type.get(v["type"], 0.0) + v["forward"] + v["backward"]
         lines += ["", "By layer type: " + ", ".join(
             f"{k} {t / total:.0%}" for k, t in sorted(by_type.items(), key=lambda kv: -kv[1]))]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny() only, few steps, write nothing")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny() only, one round, one step, no warm-up, write nothing")
     parser.add_argument("--cases", default="small,paper", help="comma-separated: small, paper, tiny")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from: " + ", ".join(VARIANTS))
+    parser.add_argument("--rounds", type=int, default=3, help="every variant once per round, alternating order")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--worker", choices=["ours", "ours_layers", "torch_nchw", "torch_channels_last"],
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--worker", choices=[*VARIANTS, "ours_layers"], help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args)
         return
     cases = ["tiny"] if args.quick else args.cases.split(",")
+    kinds = args.variants.split(",")
+    for name, values, known in (("--cases", cases, CASES), ("--variants", kinds, VARIANTS)):
+        if not values or any(v not in known for v in values):
+            parser.error(f"{name} must be a comma-separated list from {', '.join(known)}, got {values}")
+    if args.rounds < 1 or args.steps < 1 or args.warmup < 0:
+        parser.error(f"need --rounds >= 1, --steps >= 1, --warmup >= 0, got {args.rounds}, {args.steps}, "
+                     f"{args.warmup}")
     if args.quick:
-        args.steps, args.warmup = 2, 1
-    rows, layer_tables, threading_layer = [], {}, "?"
-    variants = {"ours": "ours (cpu)", "torch_nchw": "PyTorch NCHW",
-                "torch_channels_last": "PyTorch channels_last"}
+        args.rounds, args.steps, args.warmup = 1, 1, 0
+    rows, missing, per_round, layer_tables, threading_layer = [], [], {}, {}, "?"
     for case in cases:
         batch = CASES[case][1]
-        for kind, label in variants.items():
-            raw = spawn(kind, case, args)
-            threading_layer = raw.get("threading_layer", threading_layer)
-            row = summarise(case, label, raw, batch)
-            rows.append(row)
-            print(f"{case:<6} {label:<22} {row['step_ms']:9.1f} ms/step {row['images_per_s']:8.1f} img/s "
-                  f"{row['training_mb']:7.0f} MB training, {row['peak_rss_mb']:7.0f} MB peak", flush=True)
-        layer_tables[case] = spawn("ours_layers", case, args)["layers"]
-    text = markdown(rows, layer_tables, args.threads, threading_layer)
+        records = {kind: [] for kind in kinds}
+        for r in range(args.rounds):
+            for position, kind in enumerate(kinds if r % 2 == 0 else kinds[::-1]):
+                raw = spawn(kind, case, args)
+                threading_layer = raw.get("threading_layer", threading_layer)
+                records[kind].append(round_record(raw, batch, position))
+                if "failed" not in raw:
+                    rec = records[kind][-1]
+                    print(f"{case:<6} round {r + 1} {VARIANTS[kind][0]:<32} {rec['step_ms']:9.1f} ms/step "
+                          f"{rec['images_per_s']:8.1f} img/s {rec['training_mb']:7.0f} MB training", flush=True)
+        per_round[case] = records
+        for kind in kinds:
+            row = summarise(case, kind, records[kind], batch)
+            if row is None:
+                missing.append(f"{case} {VARIANTS[kind][0]}")
+            else:
+                rows.append(row)
+        if "ours" in kinds:
+            raw = spawn("ours_layers", case, args)
+            if "layers" in raw:
+                layer_tables[case] = raw["layers"]
+    text = markdown(rows, layer_tables, args, threading_layer)
+    if missing:
+        text += "\nNo round finished (the worker crashed; see the JSON): " + ", ".join(missing) + ".\n"
     print(text)
     if not args.quick:
         RESULTS.mkdir(exist_ok=True)
         meta = {"machine": platform.processor() or platform.machine(), "python": platform.python_version(),
-                "threads": args.threads, "steps": args.steps, "warmup": args.warmup,
+                "threads": args.threads, "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds,
                 "numba_threading_layer": threading_layer}
         (RESULTS / "model_cpu.json").write_text(json.dumps(
-            {"meta": meta, "rows": rows, "layers": layer_tables}, indent=1))
+            {"meta": meta, "rows": rows, "missing": missing, "rounds": per_round, "layers": layer_tables}, indent=1))
         (RESULTS / "model_cpu.md").write_text(text)
 
 
