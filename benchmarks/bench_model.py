@@ -70,7 +70,8 @@ def ours_step_fn(model, x, labels, lr=0.01):
 
     def step():
         logits = model.forward(x, True)
-        model.backward(be.softmax_cross_entropy_backward(1.0, logits, labels, 0.0))
+        # As the trainer (and PyTorch, whose input needs no grad): no gradient for the images.
+        model.backward(be.softmax_cross_entropy_backward(1.0, logits, labels, 0.0), input_grad=False)
         for key, (p, g) in model.trainable().items():
             if key not in velocity:
                 velocity[key] = be.zeros(p.shape, p.dtype)
@@ -81,7 +82,8 @@ def ours_step_fn(model, x, labels, lr=0.01):
 
 
 def instrument(model) -> dict:
-    """Wrap every leaf layer's forward and backward to add its wall time to a table."""
+    """Wrap the forward and backward of every layer that computes (Layer.compute_layers: the leaves,
+    with each fused nn.BatchNormReLU as one) to add its wall time to a table."""
     be, table = model.backend, {}
 
     def timed(layer, method, phase):
@@ -94,9 +96,9 @@ def instrument(model) -> dict:
             return out
         return run
 
-    for leaf in model.leaves():
-        leaf.forward = timed(leaf, leaf.forward, "forward")
-        leaf.backward = timed(leaf, leaf.backward, "backward")
+    for layer in model.network.compute_layers():
+        layer.forward = timed(layer, layer.forward, "forward")
+        layer.backward = timed(layer, layer.backward, "backward")
     return table
 
 
@@ -116,13 +118,16 @@ def run_ours(preset, batch, steps, warmup, threads, per_layer):
         step()
     table = instrument(model) if per_layer else None
     times = []
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(1 if per_layer else steps):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
     import numba
 
-    out = {"times": times, "peak_mb": peak_rss_mb(), "base_mb": base,
+    # Page faults of the timed steps: new memory touched, i.e. buffers the allocator did not reuse.
+    out = {"times": times, "peak_mb": peak_rss_mb(), "base_mb": base, "faults_per_step": faults / len(times),
            "threading_layer": numba.threading_layer()}
     if per_layer:
         out["layers"] = table

@@ -43,6 +43,7 @@ CONV_LIKE = ("Conv2D", "SeparableConv2D", "PointwiseConv2D", "DepthwiseConv2D", 
 # MaxPool2D, per output element: kh*kw - 1 compares forward; backward finds the maximum again and adds.
 PER_ELEMENT = {  # type: (forward flops, backward flops) per input element
     "BatchNorm": (5, 9),   # sum, sum of squares, scale and shift; backward: x_hat, two sums, dx
+    "BatchNormReLU": (6, 10),  # BatchNorm's, plus the clamp and the mask (one fused kernel each way)
     "ReLU": (1, 1),        # a compare; a select
     "Dropout": (1, 1),     # a multiply by the scaled mask
     "GlobalAvgPool2D": (1, 1),
@@ -51,8 +52,9 @@ RULES = (
     "FLOPs: Conv2D, SeparableConv2D (depthwise + pointwise) and Dense count 2 flops per multiply-add "
     "of `Layer.macs()`, and their backward twice their forward (input gradient + weight gradient). "
     "Per element of the input: BatchNorm 5 forward (sum, sum of squares, scale and shift) and 9 "
-    "backward; ReLU, Dropout and GlobalAvgPool2D 1 and 1. MaxPool2D, per output element: kh*kw - 1 "
-    "forward and kh*kw backward (8 and 9 for Xception's 3x3). Any other layer: 0. "
+    "backward (BatchNormReLU, the fused pair, 6 and 10); ReLU, Dropout and GlobalAvgPool2D 1 and 1. "
+    "MaxPool2D, per output element: kh*kw - 1 forward and kh*kw backward (8 and 9 for Xception's 3x3). "
+    "Any other layer: 0. "
     "Bytes (float32): forward reads the input and the weights and writes the output; backward reads "
     "dy, the saved input and the weights and writes dx and the weight gradients. "
     "Intermediates inside a layer (the separable convolution's depthwise output, im2col buffers, "
@@ -61,10 +63,13 @@ RULES = (
 
 
 def leaf_shapes(layer, input_shape):
-    """(leaf, per-image input shape, per-image output shape) for every leaf, in forward order."""
+    """(layer, per-image input shape, per-image output shape) for every layer that computes
+    (Layer.compute_layers: the leaves, and each fused BatchNormReLU as one), in forward order."""
     from npxception import nn
 
-    if isinstance(layer, nn.Sequential):
+    if isinstance(layer, nn.BatchNormReLU) and list(layer.compute_layers()) == [layer]:
+        yield layer, tuple(input_shape), tuple(layer.output_shape(input_shape))
+    elif isinstance(layer, nn.Sequential):
         for child in layer.layers:
             yield from leaf_shapes(child, input_shape)
             input_shape = child.output_shape(input_shape)
@@ -80,8 +85,8 @@ def layer_work(layer, in_shape, out_shape, batch: int) -> dict:
     """FLOPs and minimum bytes of one layer's forward and backward for a batch (RULES)."""
     kind, itemsize = type(layer).__name__, layer.dtype.itemsize
     n_in, n_out = batch * int(np.prod(in_shape)), batch * int(np.prod(out_shape))
-    weights = sum(int(np.prod(v.shape)) for v in layer.weights().values())
-    params = sum(int(np.prod(v.shape)) for v in layer.params.values())
+    weights = sum(int(np.prod(v.shape)) for leaf in layer.leaves() for v in leaf.weights().values())
+    params = sum(int(np.prod(v.shape)) for leaf in layer.leaves() for v in leaf.params.values())
     if kind in CONV_LIKE:
         forward = 2 * batch * layer.macs(in_shape)
         backward = 2 * forward
@@ -122,15 +127,18 @@ def median_seconds(run, repeats: int) -> float:
     return statistics.median(times)
 
 
-def gemm_ops(x, w, dy, tall_transpose_matmul) -> dict:
-    """The pointwise convolution's three products, the filter gradient both ways."""
-    return {"forward X @ W": lambda: x @ w, "input grad dY @ W^T": lambda: dy @ w.T,
+def gemm_ops(x, w, dy, gemm) -> dict:
+    """The pointwise convolution's three products, each as one NumPy GEMM (BLAS's own threads) and
+    as the cpu backend runs it (gemm.py: fixed chunks, one single-threaded GEMM each)."""
+    return {"forward X @ W (one GEMM)": lambda: x @ w, "forward tall_matmul": lambda: gemm.tall_matmul(x, w),
+            "input grad dY @ W^T (one GEMM)": lambda: dy @ w.T,
+            "input grad tall_matmul": lambda: gemm.tall_matmul(dy, w.T),
             "filter grad X^T @ dY (one GEMM)": lambda: x.T @ dy,
-            "filter grad tall_transpose_matmul": lambda: tall_transpose_matmul(x, dy)}
+            "filter grad tall_transpose_matmul": lambda: gemm.tall_transpose_matmul(x, dy)}
 
 
 def time_gemms(shapes: list[dict], threads: int, repeats: int) -> list[dict]:
-    from npxception.backends.cpu.gemm import tall_transpose_matmul
+    from npxception.backends.cpu import gemm
     from npxception.threads import set_num_threads
 
     set_num_threads(threads)
@@ -139,7 +147,7 @@ def time_gemms(shapes: list[dict], threads: int, repeats: int) -> list[dict]:
     for s in shapes:
         p, k, c = s["rows"], s["k"], s["c"]
         x, w, dy = (rng.standard_normal(shape, dtype=np.float32) for shape in ((p, k), (k, c), (p, c)))
-        for op, run in gemm_ops(x, w, dy, tall_transpose_matmul).items():
+        for op, run in gemm_ops(x, w, dy, gemm).items():
             seconds = median_seconds(run, repeats)
             rows.append({**s, "op": op, "ms": 1e3 * seconds, "gflops": 2 * p * k * c / seconds / 1e9})
     return rows
