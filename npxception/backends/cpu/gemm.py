@@ -1,4 +1,4 @@
-"""Tall GEMMs (pointwise convolutions, filter gradients): fixed row chunks, one 1-thread GEMM each.
+"""A^T @ B for tall A and B (every filter gradient): fixed row chunks, one 1-thread GEMM each.
 
 A filter gradient contracts over all pixels: dW = X^T @ dY with X (P, Cin), dY (P, Cout) and
 P = N*H*W, up to 170,000 in Xception, while dW is small. A multi-threaded BLAS splits such a
@@ -10,14 +10,12 @@ So the rows are cut into chunks that depend only on the shape (_chunks.py, as fo
 reduction here), each chunk is one single-threaded GEMM, the chunks run on a pool of
 `numba.get_num_threads()` Python threads (NumPy releases the GIL inside BLAS), and the partial
 products are added in chunk order: fast on a busy machine, and bitwise the same for any thread
-count. Short products (P < MIN_ROWS_TO_SPLIT) are split along dW's rows instead, one
-single-threaded GEMM per block of rows, so nothing is added across blocks.
+count. Short products (P < MIN_ROWS_TO_SPLIT) are one ordinary GEMM.
 
-A @ B for tall A (P, K) and small B (K, N) (the pointwise forward and input gradient) has the same
-problem without the sum: OpenBLAS's two threads were measured 2-9x slower than its one thread on
-such shapes. `tall_matmul` gives each chunk of rows to one single-threaded GEMM that writes its own
-rows of the result: nothing is added across chunks, and as every call is single-threaded the result
-is the same for any thread count (a multi-threaded BLAS call was not, on 1444 x 728 x 728).
+The forward and input-gradient products (A @ B, B small) stay ordinary multi-threaded GEMMs:
+on a quiet machine OpenBLAS's own threads ran them 1.2-1.6x faster than chunks handed to this
+pool (a hand-off between Python threads costs about 0.1 ms), although under load they stalled
+2-9x where chunks did not.
 """
 
 from __future__ import annotations
@@ -33,15 +31,17 @@ from ._chunks import chunk_bounds, num_chunks, sum_partials
 
 MIN_ROWS_TO_SPLIT = 16384
 ROWS_PER_CHUNK = 8192  # long enough for BLAS to run at full speed on each chunk
-MIN_COLUMNS_PER_GEMM = 64  # short filter gradients: 728 output rows -> 11 blocks
-MIN_ROWS_PER_GEMM = 512  # tall_matmul: chunks this long still run near BLAS's speed; 1444 rows -> 2
 
 _blas = ThreadpoolController()
 _pool: ThreadPoolExecutor | None = None  # grown on demand; dropped in a forked child (its threads stay behind)
 
 
 def _run(work, count: int) -> None:
-    """work(k) for k in range(count) on numba.get_num_threads() threads, each BLAS call single-threaded."""
+    """work(k) for k in range(count) on numba.get_num_threads() threads, each BLAS call single-threaded.
+
+    Thread t runs k = t, t + T, t + 2T, ... (the calling thread is thread 0), so a call costs T - 1
+    task hand-offs however many chunks there are; which thread runs a chunk never changes its bits.
+    """
     global _pool
     threads = min(numba.get_num_threads(), count)
     with _blas.limit(limits=1, user_api="blas"):
@@ -49,9 +49,17 @@ def _run(work, count: int) -> None:
             for k in range(count):
                 work(k)
             return
-        if _pool is None or _pool._max_workers < threads:
-            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="npxception-gemm")
-        list(_pool.map(work, range(count)))
+        if _pool is None or _pool._max_workers < threads - 1:
+            _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="npxception-gemm")
+
+        def share(t: int) -> None:
+            for k in range(t, count, threads):
+                work(k)
+
+        others = [_pool.submit(share, t) for t in range(1, threads)]
+        share(0)
+        for future in others:
+            future.result()
 
 
 def _forget_pool() -> None:
@@ -62,25 +70,11 @@ def _forget_pool() -> None:
 os.register_at_fork(after_in_child=_forget_pool)
 
 
-def tall_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b for a (P, K) and b (K, N) (b may be a transposed view); returns (P, N) in a's dtype."""
-    rows = a.shape[0]
-    chunks = num_chunks(max(1, rows // MIN_ROWS_PER_GEMM))
-    out = np.empty((rows, b.shape[1]), dtype=a.dtype)
-
-    def chunk_product(k: int) -> None:
-        start, stop = chunk_bounds(k, rows, chunks)
-        np.matmul(a[start:stop], b, out=out[start:stop])
-
-    _run(chunk_product, chunks)
-    return out
-
-
 def tall_transpose_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a.T @ b for a (P, M) and b (P, N), both C-contiguous; returns (M, N) in a's dtype."""
     rows = a.shape[0]
-    if rows < MIN_ROWS_TO_SPLIT:  # short: split the output's rows instead, nothing to add
-        return _split_output_rows(a, b)
+    if rows < MIN_ROWS_TO_SPLIT:
+        return a.T @ b
     chunks = num_chunks(rows // ROWS_PER_CHUNK)
     partials = np.empty((chunks, a.shape[1], b.shape[1]), dtype=a.dtype)
 
@@ -91,16 +85,3 @@ def tall_transpose_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     _run(chunk_product, chunks)
     return sum_partials(partials)
 
-
-def _split_output_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a.T @ b as row blocks of the (M, N) result, out[m0:m1] = a[:, m0:m1].T @ b, one GEMM each."""
-    m = a.shape[1]
-    chunks = num_chunks(max(1, m // MIN_COLUMNS_PER_GEMM))
-    out = np.empty((m, b.shape[1]), dtype=a.dtype)
-
-    def block_product(k: int) -> None:
-        start, stop = chunk_bounds(k, m, chunks)
-        np.matmul(a[:, start:stop].T, b, out=out[start:stop])
-
-    _run(block_product, chunks)
-    return out
