@@ -128,9 +128,11 @@ def median_seconds(run, repeats: int) -> float:
 
 
 def gemm_ops(x, w, dy, gemm) -> dict:
-    """The pointwise convolution's three products as the cpu backend runs them (forward and input
-    gradient: one GEMM on BLAS's threads), the filter gradient also as one plain GEMM."""
-    return {"forward X @ W (one GEMM)": lambda: x @ w, "input grad dY @ W^T (one GEMM)": lambda: dy @ w.T,
+    """The pointwise convolution's three products, each as one NumPy GEMM (BLAS's own threads) and
+    as the cpu backend runs it (gemm.py: fixed chunks, one single-threaded GEMM each)."""
+    return {"forward X @ W (one GEMM)": lambda: x @ w, "forward tall_matmul": lambda: gemm.tall_matmul(x, w),
+            "input grad dY @ W^T (one GEMM)": lambda: dy @ w.T,
+            "input grad tall_matmul": lambda: gemm.tall_matmul(dy, w.T),
             "filter grad X^T @ dY (one GEMM)": lambda: x.T @ dy,
             "filter grad tall_transpose_matmul": lambda: gemm.tall_transpose_matmul(x, dy)}
 

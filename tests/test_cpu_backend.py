@@ -367,7 +367,13 @@ def _backward_outputs(x, w, dy):
     y, mean, var = cpu.batch_norm_train(x, gamma, gamma, 1e-3)
     bn = cpu.batch_norm_backward(dy, x, gamma, mean, var, 1e-3, True)
     pw = ops.pointwise_conv2d_backward(dy[..., :1], x, w[1:2, 1:2], backend="cpu")
-    return [dx, dw, y, mean, var, *bn, *pw]
+    # A short, wide pointwise product (1,444 pixels x 96 -> 80: the paper's middle-flow shape
+    # class), where the GEMMs split the output instead of the pixels.
+    rng = np.random.default_rng(0)
+    xs, ws = rng.standard_normal((4, 19, 19, 96)).astype(x.dtype), rng.standard_normal((1, 1, 96, 80)).astype(x.dtype)
+    ys = ops.pointwise_conv2d(xs, ws, backend="cpu")
+    short = ops.pointwise_conv2d_backward(np.ascontiguousarray(ys[..., ::-1]), xs, ws, backend="cpu")
+    return [dx, dw, y, mean, var, *bn, *pw, ys, *short]
 
 
 def test_repeated_runs_and_thread_counts_give_bitwise_identical_results():

@@ -8,7 +8,7 @@ im2col copies every output pixel's receptive field into one row of a matrix,
     cols[(n, i, j), (p, q, c)] = xpad[n, i*sh + p*dil_h, j*sw + q*dil_w, c],
 whose column order (p, q, c) is exactly w's row-major order, so w needs no copy:
     Y = cols @ W                     W = w.reshape(kh*kw*Cin, Cout)
-    dW = cols^T @ dY (in fixed row chunks: gemm.py),  dcols = dY @ W^T,  dx = col2im(dcols)
+    dW = cols^T @ dY,  dcols = dY @ W^T,  dx = col2im(dcols)     (all three in fixed chunks: gemm.py)
 col2im is written as a gather (each input pixel sums the entries of dcols that copied it), so it
 is parallel over input rows without two iterations ever writing the same element (the
 gather index is `output_index`, ../_index.py). Every kernel writes its last argument.
@@ -38,7 +38,7 @@ from numba import njit, prange
 from ...shapes import conv_output_hw
 from ._index import input_index, output_index
 from .conv_direct import conv2d_direct, conv2d_filter_grad_direct, conv2d_input_grad_direct
-from .gemm import tall_transpose_matmul
+from .gemm import tall_matmul, tall_transpose_matmul
 
 FORWARD_MAX_COUT = 32      # the thresholds of the rules in the module docstring
 INPUT_GRAD_MAX_CIN = 16
@@ -71,7 +71,7 @@ def conv2d(x, w, stride, padding, dilation):
     if direct_forward(w.shape):
         return conv2d_direct(x, w, (ho, wo), stride, padding, dilation)
     cols = _im2col(x, (kh, kw), (ho, wo), stride, padding, dilation)
-    return (cols @ w.reshape(kh * kw * cin, cout)).reshape(n, ho, wo, cout)
+    return tall_matmul(cols, w.reshape(kh * kw * cin, cout)).reshape(n, ho, wo, cout)
 
 
 def conv2d_backward(dy, x, w, stride, padding, dilation):
@@ -85,7 +85,7 @@ def conv2d_input_grad(dy, w, x_shape, stride, padding, dilation):
         return conv2d_input_grad_direct(dy, w, x_shape, padding, dilation)
     kh, kw, cin, cout = w.shape
     n, ho, wo, _ = dy.shape
-    dcols = dy.reshape(n * ho * wo, cout) @ w.reshape(kh * kw * cin, cout).T
+    dcols = tall_matmul(dy.reshape(n * ho * wo, cout), w.reshape(kh * kw * cin, cout).T)
     dx = np.empty(x_shape, dtype=dy.dtype)
     _col2im(dcols, kh, kw, ho, wo, *stride, padding[0], padding[2], *dilation, dx)
     return dx

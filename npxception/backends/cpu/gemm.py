@@ -1,4 +1,4 @@
-"""A^T @ B for tall A and B (every filter gradient): fixed row chunks, one 1-thread GEMM each.
+"""Tall GEMMs (pointwise convolutions, filter gradients): fixed row chunks, one 1-thread GEMM each.
 
 A filter gradient contracts over all pixels: dW = X^T @ dY with X (P, Cin), dY (P, Cout) and
 P = N*H*W, up to 170,000 in Xception, while dW is small. A multi-threaded BLAS splits such a
@@ -10,12 +10,17 @@ So the rows are cut into chunks that depend only on the shape (_chunks.py, as fo
 reduction here), each chunk is one single-threaded GEMM, the chunks run on a pool of
 `numba.get_num_threads()` Python threads (NumPy releases the GIL inside BLAS), and the partial
 products are added in chunk order: fast on a busy machine, and bitwise the same for any thread
-count. Short products (P < MIN_ROWS_TO_SPLIT) are one ordinary GEMM.
+count. Short products (P < MIN_ROWS_TO_SPLIT) are split along dW's rows instead, one
+single-threaded GEMM per block of rows, so nothing is added across blocks.
 
-The forward and input-gradient products (A @ B, B small) stay ordinary multi-threaded GEMMs:
-on a quiet machine OpenBLAS's own threads ran them 1.2-1.6x faster than chunks handed to this
-pool (a hand-off between Python threads costs about 0.1 ms), although under load they stalled
-2-9x where chunks did not.
+A @ B for tall A (P, K) and small B (K, N) (the pointwise forward and input gradient) has the same
+problem without the sum: under load OpenBLAS's two threads ran such shapes 2-9x slower than its
+one thread. Alone, timed in isolation on a quiet machine, OpenBLAS's threads are faster (a hand-off
+to this pool costs about 0.1 ms), but inside a training step, where BLAS's spinning threads compete
+with the Numba kernels' threads, the whole `small` step was about 4% faster with `tall_matmul`. It
+gives each chunk of rows to one single-threaded GEMM that writes its own rows of the result:
+nothing is added across chunks, and as every call is single-threaded the result is the same for any
+thread count (a multi-threaded BLAS call was not, on 1444 x 728 x 728).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from ._chunks import chunk_bounds, num_chunks, sum_partials
 
 MIN_ROWS_TO_SPLIT = 16384
 ROWS_PER_CHUNK = 8192  # long enough for BLAS to run at full speed on each chunk
+MIN_COLUMNS_PER_GEMM = 64  # short filter gradients: 728 output rows -> 11 blocks
+MIN_ROWS_PER_GEMM = 512  # tall_matmul: chunks this long still run near BLAS's speed; 1444 rows -> 2
 
 _blas = ThreadpoolController()
 _pool: ThreadPoolExecutor | None = None  # grown on demand; dropped in a forked child (its threads stay behind)
@@ -70,11 +77,25 @@ def _forget_pool() -> None:
 os.register_at_fork(after_in_child=_forget_pool)
 
 
+def tall_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b for a (P, K) and b (K, N) (b may be a transposed view); returns (P, N) in a's dtype."""
+    rows = a.shape[0]
+    chunks = num_chunks(max(1, rows // MIN_ROWS_PER_GEMM))
+    out = np.empty((rows, b.shape[1]), dtype=a.dtype)
+
+    def chunk_product(k: int) -> None:
+        start, stop = chunk_bounds(k, rows, chunks)
+        np.matmul(a[start:stop], b, out=out[start:stop])
+
+    _run(chunk_product, chunks)
+    return out
+
+
 def tall_transpose_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a.T @ b for a (P, M) and b (P, N), both C-contiguous; returns (M, N) in a's dtype."""
     rows = a.shape[0]
-    if rows < MIN_ROWS_TO_SPLIT:
-        return a.T @ b
+    if rows < MIN_ROWS_TO_SPLIT:  # short: split the output's rows instead, nothing to add
+        return _split_output_rows(a, b)
     chunks = num_chunks(rows // ROWS_PER_CHUNK)
     partials = np.empty((chunks, a.shape[1], b.shape[1]), dtype=a.dtype)
 
@@ -85,3 +106,16 @@ def tall_transpose_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     _run(chunk_product, chunks)
     return sum_partials(partials)
 
+
+def _split_output_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a.T @ b as row blocks of the (M, N) result, out[m0:m1] = a[:, m0:m1].T @ b, one GEMM each."""
+    m = a.shape[1]
+    chunks = num_chunks(max(1, m // MIN_COLUMNS_PER_GEMM))
+    out = np.empty((m, b.shape[1]), dtype=a.dtype)
+
+    def block_product(k: int) -> None:
+        start, stop = chunk_bounds(k, m, chunks)
+        np.matmul(a[:, start:stop].T, b, out=out[start:stop])
+
+    _run(block_product, chunks)
+    return out

@@ -6,18 +6,18 @@ Shapes: x (N, H, W, Cin), w (1, 1, Cin, Cout) -> y (N, H, W, Cout).
 
 A hand-written Numba loop would only lose to the BLAS that NumPy links: the reshapes of
 C-contiguous arrays are views, and `@` on a transposed view is passed to GEMM as a transpose flag,
-not copied. BLAS's threads follow `npxception.set_num_threads`. dW contracts over every pixel and
-goes through `gemm.tall_transpose_matmul`, which splits that long sum into fixed chunks.
+not copied. Each product is tall (P = N*H*W rows), so all three go through gemm.py, which cuts the
+rows into fixed chunks, each one single-threaded GEMM (dW adds the chunks' partial sums in order).
 """
 
 from __future__ import annotations
 
-from .gemm import tall_transpose_matmul
+from .gemm import tall_matmul, tall_transpose_matmul
 
 
 def pointwise_conv2d(x, w):
     cin, cout = w.shape[2:]
-    return (x.reshape(-1, cin) @ w[0, 0]).reshape(*x.shape[:3], cout)
+    return tall_matmul(x.reshape(-1, cin), w[0, 0]).reshape(*x.shape[:3], cout)
 
 
 def pointwise_conv2d_backward(dy, x, w):
@@ -26,7 +26,7 @@ def pointwise_conv2d_backward(dy, x, w):
 
 def pointwise_input_grad(dy, w, x_shape):
     """dx (x_shape) = dY @ W^T."""
-    return (dy.reshape(-1, w.shape[3]) @ w[0, 0].T).reshape(x_shape)
+    return tall_matmul(dy.reshape(-1, w.shape[3]), w[0, 0].T).reshape(x_shape)
 
 
 def pointwise_filter_grad(dy, x, w_shape):
