@@ -183,7 +183,7 @@ def stem_case(n, hw, cin, cout, stride, dtype):
     ours = {
         "forward": lambda: cpu.conv2d(x, w, s, pads, one),
         "input grad": lambda: cpu_conv.conv2d_input_grad(dy, w, x.shape, s, pads, one),
-        "filter grad": lambda: cpu_conv.conv2d_filter_grad(dy, x, w.shape, s, pads, one),
+        "filter grad": lambda: cpu_conv.conv2d_filter_grad(dy, x, w, s, pads, one),
     }
     return ours, torch_calls(x, w, stride, 0, 1), None
 

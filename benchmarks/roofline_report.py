@@ -99,6 +99,9 @@ def gemm_section(report: dict) -> list[str]:
         lines.append(f"- {kind}: {plain[kind]:.1f} ms as one GEMM, {ours[kind]:.1f} ms chunked ({change:+.0%})")
     lines.append(f"- filter gradients of P >= {g['min_rows_to_split']} rows are split along P and the partial "
                  "products added in order; shorter ones along dW's rows (nothing to add)")
+    lines.append("- timed alone, as here, BLAS's own threads win; inside a training step, where they compete with "
+                 "the Numba kernels' threads, the chunks won (whole `paper` steps with and without them, "
+                 "alternating: see gemm.py)")
     return lines
 
 

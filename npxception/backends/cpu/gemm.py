@@ -15,9 +15,10 @@ single-threaded GEMM per block of rows, so nothing is added across blocks.
 
 A @ B for tall A (P, K) and small B (K, N) (the pointwise forward and input gradient) has the same
 problem without the sum: under load OpenBLAS's two threads ran such shapes 2-9x slower than its
-one thread. Alone, timed in isolation on a quiet machine, OpenBLAS's threads are faster (a hand-off
-to this pool costs about 0.1 ms), but inside a training step, where BLAS's spinning threads compete
-with the Numba kernels' threads, the whole `small` step was about 4% faster with `tall_matmul`. It
+one thread. Timed alone on a quiet machine OpenBLAS's threads are faster (a hand-off to this pool
+costs about 0.1 ms; benchmarks/results/roofline_cpu.md), but inside a training step, where BLAS's
+spinning threads compete with the Numba kernels' threads, `tall_matmul` made the whole step faster
+(quiet machine, alternating runs: `paper` 1.93-2.07 s against 2.69-2.99 s, `small` about 4%). It
 gives each chunk of rows to one single-threaded GEMM that writes its own rows of the result:
 nothing is added across chunks, and as every call is single-threaded the result is the same for any
 thread count (a multi-threaded BLAS call was not, on 1444 x 728 x 728).
