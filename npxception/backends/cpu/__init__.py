@@ -3,7 +3,8 @@
 Same files and function names as `reference/`, so each operation reads side by side; every file's
 docstring says how its kernels split the work (always over what owns the output, so no two threads
 write one element) and why. Pointwise convolutions, dense layers and the im2col convolutions are
-BLAS GEMMs. Optional ops of the contract (`contract.FusedOps`): `conv2d_filter_grad`,
+BLAS GEMMs (gemm.py: fixed chunks of single-threaded calls); the narrow stem convolutions run
+direct kernels (conv_direct.py). Optional ops of the contract (`contract.FusedOps`): `conv2d_filter_grad`,
 `batch_norm_relu_train`, `batch_norm_relu_infer`, `batch_norm_relu_backward`.
 Threads: `npxception.set_num_threads(n)` sets Numba's and BLAS's.
 
