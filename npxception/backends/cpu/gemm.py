@@ -42,6 +42,7 @@ MIN_ROWS_PER_GEMM = 512  # tall_matmul: chunks this long still run near BLAS's s
 
 _blas = ThreadpoolController()
 _pool: ThreadPoolExecutor | None = None  # grown on demand; dropped in a forked child (its threads stay behind)
+_pool_size = 0
 
 
 def _run(work, count: int) -> None:
@@ -50,15 +51,18 @@ def _run(work, count: int) -> None:
     Thread t runs k = t, t + T, t + 2T, ... (the calling thread is thread 0), so a call costs T - 1
     task hand-offs however many chunks there are; which thread runs a chunk never changes its bits.
     """
-    global _pool
+    global _pool, _pool_size
     threads = min(numba.get_num_threads(), count)
     with _blas.limit(limits=1, user_api="blas"):
         if threads == 1:
             for k in range(count):
                 work(k)
             return
-        if _pool is None or _pool._max_workers < threads - 1:
-            _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="npxception-gemm")
+        if _pool is None or _pool_size < threads - 1:  # more threads than before: a larger pool
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool_size = threads - 1
+            _pool = ThreadPoolExecutor(max_workers=_pool_size, thread_name_prefix="npxception-gemm")
 
         def share(t: int) -> None:
             for k in range(t, count, threads):
@@ -71,8 +75,8 @@ def _run(work, count: int) -> None:
 
 
 def _forget_pool() -> None:
-    global _pool
-    _pool = None
+    global _pool, _pool_size
+    _pool, _pool_size = None, 0
 
 
 os.register_at_fork(after_in_child=_forget_pool)
