@@ -101,8 +101,13 @@ def batch_norm_train(be, x, gamma, beta, moving_mean, moving_variance, momentum:
     else:
         mean, var = statistics(be, x)
         y = be.batch_norm_infer(x, gamma, beta, mean, var, epsilon)
-    return BatchNormTrained(y, mean, var, be.moving_average_update(moving_mean, mean, momentum),
-                            be.moving_average_update(moving_variance, var, momentum))
+    return BatchNormTrained(y, mean, var, *moving_statistics(be, moving_mean, moving_variance, mean, var, momentum))
+
+
+def moving_statistics(be, moving_mean, moving_variance, mean, var, momentum: float):
+    """(moving_mean, moving_variance) moved toward a training batch's (mean, var)."""
+    return (be.moving_average_update(moving_mean, mean, momentum),
+            be.moving_average_update(moving_variance, var, momentum))
 
 
 def batch_norm_infer(be, x, gamma, beta, moving_mean, moving_variance, epsilon: float):

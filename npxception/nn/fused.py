@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from .. import compose
 from .activations import ReLU
 from .batch_norm import BatchNorm
 from .containers import Sequential
@@ -51,8 +52,8 @@ class BatchNormReLU(Sequential):
         p, st = bn.params, bn.state
         if training:
             y, mean, var = be.batch_norm_relu_train(x, p["gamma"], p["beta"], bn.epsilon)
-            st["moving_mean"] = be.moving_average_update(st["moving_mean"], mean, bn.momentum)
-            st["moving_variance"] = be.moving_average_update(st["moving_variance"], var, bn.momentum)
+            st["moving_mean"], st["moving_variance"] = compose.moving_statistics(
+                be, st["moving_mean"], st["moving_variance"], mean, var, bn.momentum)
         else:
             mean, var = st["moving_mean"], st["moving_variance"]
             y = be.batch_norm_relu_infer(x, p["gamma"], p["beta"], mean, var, bn.epsilon)
