@@ -15,7 +15,7 @@ import pytest
 
 from npxception import ops
 from npxception.backends import cpu, reference
-from npxception.backends.cpu import conv_direct
+from npxception.backends.cpu import _blas, conv_direct, gemm
 from npxception.shapes import as_pair, conv_output_hw, resolve_padding
 from npxception.threads import get_num_threads, max_threads, set_num_threads
 from tests.compare import assert_close
@@ -186,6 +186,32 @@ def test_filter_gradients_over_many_pixels_match_reference(dtype):
     pw, w = _normal(rng, (1, 1, 3, 4), dtype), _normal(rng, (3, 3, 3, 2), dtype)
     _parity("pointwise_conv2d_backward", _normal(rng, (1, 130, 130, 4), dtype), x, pw)
     _parity("conv2d_backward", _normal(rng, (1, 130, 130, 2), dtype), x, w, padding="same")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_roads_give_the_same_bits(dtype, monkeypatch):
+    # The Numba kernel calling NumPy's BLAS per task, and the fallback pool of np.matmul calls, run
+    # one task table: every split (row chunks, partial sums, result rows) and a transposed operand.
+    if not _blas.AVAILABLE:
+        pytest.skip("NumPy's BLAS is not the OpenBLAS of its wheels: only the fallback road exists")
+    rng = _rng("gemm roads", dtype)
+    cases = []
+    for rows, k, n in ((1444, 37, 29), (20000, 7, 9), (300, 130, 70), (1, 1, 1), (0, 3, 2), (5, 0, 3)):
+        a, b, dy = _normal(rng, (rows, k), dtype), _normal(rng, (k, n), dtype), _normal(rng, (rows, n), dtype)
+        cases.append((a, b, np.ascontiguousarray(b.T).T, dy))
+
+    def run():
+        return [(gemm.tall_matmul(a, b), gemm.tall_matmul(a, bt), gemm.tall_transpose_matmul(a, dy))
+                for a, b, bt, dy in cases]
+
+    numba_road = run()
+    monkeypatch.setattr(_blas, "AVAILABLE", False)
+    for got, expected, (a, b, _, dy) in zip(numba_road, run(), cases):
+        for x, y in zip(got, expected):
+            assert x.dtype == dtype and np.array_equal(x, y)
+        assert_close(got[0], a @ b, name="a @ b")
+        assert_close(got[1], a @ b, name="a @ b.T.T")
+        assert_close(got[2], a.T @ dy, name="a.T @ dy")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -1,27 +1,29 @@
-"""Tall GEMMs (pointwise convolutions, filter gradients): fixed row chunks, one 1-thread GEMM each.
+"""Tall GEMMs (pointwise convolutions, im2col convolutions): fixed chunks, one 1-thread GEMM each.
 
 A filter gradient contracts over all pixels: dW = X^T @ dY with X (P, Cin), dY (P, Cout) and
 P = N*H*W, up to 170,000 in Xception, while dW is small. A multi-threaded BLAS splits such a
 product along P in blocks and makes its threads wait for each other after every block; when any
 other process is running, one thread is often descheduled while the other spins, and the call
-takes seconds instead of tens of milliseconds (measured with OpenBLAS on 2 shared cores).
+takes seconds instead of tens of milliseconds (measured with OpenBLAS on 2 shared cores). The
+forward and input gradient, A @ B for tall A (P, K) and small B (K, N), have the same problem
+without the sum, and a multi-threaded call did not even give the same bits for 1 and 2 threads
+(on 1444 x 728 x 728).
 
-So the rows are cut into chunks that depend only on the shape (_chunks.py, as for every
-reduction here), each chunk is one single-threaded GEMM, the chunks run on a pool of
-`numba.get_num_threads()` Python threads (NumPy releases the GIL inside BLAS), and the partial
-products are added in chunk order: fast on a busy machine, and bitwise the same for any thread
-count. Short products (P < MIN_ROWS_TO_SPLIT) are split along dW's rows instead, one
-single-threaded GEMM per block of rows, so nothing is added across blocks.
+So every product is cut into GEMM tasks that depend only on the shapes (_chunks.py, as for every
+reduction here), each task is one single-threaded GEMM, and the results are the same for any
+thread count:
 
-A @ B for tall A (P, K) and small B (K, N) (the pointwise forward and input gradient) has the same
-problem without the sum: under load OpenBLAS's two threads ran such shapes 2-9x slower than its
-one thread. Timed alone on a quiet machine OpenBLAS's threads are faster (a hand-off to this pool
-costs about 0.1 ms; benchmarks/results/roofline_cpu.md), but inside a training step, where BLAS's
-spinning threads compete with the Numba kernels' threads, `tall_matmul` made the whole step faster
-(quiet machine, alternating runs: `paper` 1.93-2.07 s against 2.69-2.99 s, `small` about 4%). It
-gives each chunk of rows to one single-threaded GEMM that writes its own rows of the result:
-nothing is added across chunks, and as every call is single-threaded the result is the same for any
-thread count (a multi-threaded BLAS call was not, on 1444 x 728 x 728).
+    tall_matmul            a @ b:   chunk k of a's rows -> the same rows of the result
+    tall_transpose_matmul  a.T @ b: chunk k of the rows of both -> partial k, added in chunk order;
+                           short products (P < MIN_ROWS_TO_SPLIT) are split along the result's
+                           rows instead, so nothing is added across tasks
+
+The tasks are a table (m, n, k and the element offsets of A, B and C in flat arrays), run by one
+Numba kernel: `prange` over the tasks, each calling NumPy's own cblas_sgemm/dgemm (_blas.py) with
+the BLAS held to one thread. The GEMMs thus run on the same threads as every other kernel of the
+backend, with no thread of their own to wake or to fight over the cores. Where NumPy's BLAS is not
+the OpenBLAS of its wheels, the same table runs on a pool of Python threads, one np.matmul per task
+(NumPy releases the GIL inside BLAS): the same bits, at the cost of a thread hand-off per call.
 """
 
 from __future__ import annotations
@@ -31,32 +33,134 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+from numba import njit, prange
+from numpy.lib.stride_tricks import as_strided
 from threadpoolctl import ThreadpoolController
 
-from ._chunks import chunk_bounds, num_chunks, sum_partials
+from . import _blas
+from ._chunks import num_chunks, sum_partials
 
 MIN_ROWS_TO_SPLIT = 16384
 ROWS_PER_CHUNK = 8192  # long enough for BLAS to run at full speed on each chunk
 MIN_COLUMNS_PER_GEMM = 64  # short filter gradients: 728 output rows -> 11 blocks
 MIN_ROWS_PER_GEMM = 512  # tall_matmul: chunks this long still run near BLAS's speed; 1444 rows -> 2
 
-_blas = ThreadpoolController()
+M, N, K, A_AT, B_AT, C_AT = range(6)  # the columns of a task table
+
+
+def tall_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b for a (P, K) and b (K, N) (b may be a transposed view); returns (P, N) in a's dtype."""
+    a = np.ascontiguousarray(a)
+    b = b.astype(a.dtype, copy=False)
+    trans_b = not b.flags.c_contiguous and b.T.flags.c_contiguous  # a transposed view: a flag, no copy
+    b_stored = b.T if trans_b else np.ascontiguousarray(b)
+    rows, depth = a.shape
+    cols = b.shape[1]
+    out = np.empty((rows, cols), dtype=a.dtype)
+    starts, stops = _bounds(rows, num_chunks(max(1, rows // MIN_ROWS_PER_GEMM)))
+    tasks = _table(stops - starts, cols, depth, starts * depth, 0, starts * cols)
+    _run(False, trans_b, a, depth, b_stored, depth if trans_b else cols, out, cols, tasks)
+    return out
+
+
+def tall_transpose_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a.T @ b for a (P, M) and b (P, N), both C-contiguous; returns (M, N) in a's dtype."""
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b, dtype=a.dtype)
+    rows, m = a.shape
+    n = b.shape[1]
+    if rows < MIN_ROWS_TO_SPLIT:  # short: split the result's rows, out[m0:m1] = a[:, m0:m1].T @ b
+        out = np.empty((m, n), dtype=a.dtype)
+        starts, stops = _bounds(m, num_chunks(max(1, m // MIN_COLUMNS_PER_GEMM)))
+        tasks = _table(stops - starts, n, rows, starts, 0, starts * n)
+        _run(True, False, a, m, b, n, out, n, tasks)
+        return out
+    chunks = num_chunks(rows // ROWS_PER_CHUNK)
+    partials = np.empty((chunks, m, n), dtype=a.dtype)
+    starts, stops = _bounds(rows, chunks)
+    tasks = _table(m, n, stops - starts, starts * m, starts * n, np.arange(chunks) * (m * n))
+    _run(True, False, a, m, b, n, partials, n, tasks)
+    return sum_partials(partials)
+
+
+def _bounds(rows: int, chunks: int):
+    k = np.arange(chunks + 1)
+    cuts = (k * rows) // chunks  # as chunk_bounds
+    return cuts[:-1], cuts[1:]
+
+
+def _table(m, n, k, a_at, b_at, c_at) -> np.ndarray:
+    """The (tasks, 6) int64 task table; scalars are broadcast over the tasks."""
+    columns = np.broadcast_arrays(m, n, k, a_at, b_at, c_at)
+    return np.stack(columns, axis=1).astype(np.int64)
+
+
+def _run(trans_a, trans_b, a, lda, b, ldb, out, ldc, tasks) -> None:
+    """out's task blocks = op(A) @ op(B), one single-threaded GEMM per task table row."""
+    flat_a, flat_b, flat_c = a.reshape(-1), b.reshape(-1), out.reshape(-1)
+    if _blas.AVAILABLE and out.dtype in (np.float32, np.float64) and out.size and a.size and b.size:
+        with _blas.single_threaded_blas():
+            _gemm_tasks(trans_a, trans_b, flat_a, lda, flat_b, ldb, flat_c, ldc, tasks)
+        return
+    if not a.size or not b.size:  # an empty contraction: zeros (a GEMM would reject ld = 0)
+        out[...] = 0
+        return
+    _run_in_pool(trans_a, trans_b, flat_a, lda, flat_b, ldb, flat_c, ldc, tasks)
+
+
+# --------------------------------------------------------------------------- the Numba road
+
+@njit(parallel=True, cache=True)
+def _gemm_tasks(trans_a, trans_b, a, lda, b, ldb, c, ldc, tasks):
+    """For every task: C[c_at:] (m, n, ld ldc) = op(A[a_at:]) @ op(B[b_at:]), one GEMM each."""
+    size = a.itemsize
+    ta = _blas.TRANS if trans_a else _blas.NO_TRANS
+    tb = _blas.TRANS if trans_b else _blas.NO_TRANS
+    for t in prange(tasks.shape[0]):
+        m, n, k = tasks[t, M], tasks[t, N], tasks[t, K]
+        pa = a.ctypes.data + tasks[t, A_AT] * size
+        pb = b.ctypes.data + tasks[t, B_AT] * size
+        pc = c.ctypes.data + tasks[t, C_AT] * size
+        if size == 8:
+            _blas.dgemm(_blas.ROW_MAJOR, ta, tb, m, n, k, 1.0, pa, lda, pb, ldb, 0.0, pc, ldc)
+        else:
+            _blas.sgemm(_blas.ROW_MAJOR, ta, tb, m, n, k, np.float32(1.0), pa, lda, pb, ldb,
+                        np.float32(0.0), pc, ldc)
+
+
+# --------------------------------------------------------------------------- the fallback road
+
+_blas_control = ThreadpoolController()
 _pool: ThreadPoolExecutor | None = None  # grown on demand; dropped in a forked child (its threads stay behind)
 _pool_size = 0
 
 
-def _run(work, count: int) -> None:
-    """work(k) for k in range(count) on numba.get_num_threads() threads, each BLAS call single-threaded.
+def _operand(flat, at, rows, cols, ld, transposed):
+    """The (rows, cols) matrix op(X) of a task, as a view of the flat array (as the GEMM reads it)."""
+    if transposed:
+        return _operand(flat, at, cols, rows, ld, False).T
+    size = flat.itemsize
+    return as_strided(flat[at:], shape=(rows, cols), strides=(ld * size, size))
 
-    Thread t runs k = t, t + T, t + 2T, ... (the calling thread is thread 0), so a call costs T - 1
-    task hand-offs however many chunks there are; which thread runs a chunk never changes its bits.
+
+def _run_in_pool(trans_a, trans_b, a, lda, b, ldb, c, ldc, tasks) -> None:
+    """The task table on numba.get_num_threads() Python threads, each np.matmul single-threaded.
+
+    Thread t runs tasks t, t + T, t + 2T, ... (the calling thread is thread 0), so a call costs
+    T - 1 hand-offs however many tasks there are; which thread runs a task never changes its bits.
     """
     global _pool, _pool_size
+
+    def work(t: int) -> None:
+        m, n, k, a_at, b_at, c_at = (int(v) for v in tasks[t])
+        np.matmul(_operand(a, a_at, m, k, lda, trans_a), _operand(b, b_at, k, n, ldb, trans_b),
+                  out=_operand(c, c_at, m, n, ldc, False))
+
+    count = len(tasks)
     threads = min(numba.get_num_threads(), count)
-    with _blas.limit(limits=1, user_api="blas"):
+    with _blas_control.limit(limits=1, user_api="blas"):
         if threads == 1:
-            for k in range(count):
-                work(k)
+            for t in range(count):
+                work(t)
             return
         if _pool is None or _pool_size < threads - 1:  # more threads than before: a larger pool
             if _pool is not None:
@@ -64,11 +168,11 @@ def _run(work, count: int) -> None:
             _pool_size = threads - 1
             _pool = ThreadPoolExecutor(max_workers=_pool_size, thread_name_prefix="npxception-gemm")
 
-        def share(t: int) -> None:
-            for k in range(t, count, threads):
-                work(k)
+        def share(first: int) -> None:
+            for t in range(first, count, threads):
+                work(t)
 
-        others = [_pool.submit(share, t) for t in range(1, threads)]
+        others = [_pool.submit(share, first) for first in range(1, threads)]
         share(0)
         for future in others:
             future.result()
@@ -80,47 +184,3 @@ def _forget_pool() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_pool)
-
-
-def tall_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b for a (P, K) and b (K, N) (b may be a transposed view); returns (P, N) in a's dtype."""
-    rows = a.shape[0]
-    chunks = num_chunks(max(1, rows // MIN_ROWS_PER_GEMM))
-    out = np.empty((rows, b.shape[1]), dtype=a.dtype)
-
-    def chunk_product(k: int) -> None:
-        start, stop = chunk_bounds(k, rows, chunks)
-        np.matmul(a[start:stop], b, out=out[start:stop])
-
-    _run(chunk_product, chunks)
-    return out
-
-
-def tall_transpose_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a.T @ b for a (P, M) and b (P, N), both C-contiguous; returns (M, N) in a's dtype."""
-    rows = a.shape[0]
-    if rows < MIN_ROWS_TO_SPLIT:  # short: split the output's rows instead, nothing to add
-        return _split_output_rows(a, b)
-    chunks = num_chunks(rows // ROWS_PER_CHUNK)
-    partials = np.empty((chunks, a.shape[1], b.shape[1]), dtype=a.dtype)
-
-    def chunk_product(k: int) -> None:
-        start, stop = chunk_bounds(k, rows, chunks)
-        np.matmul(a[start:stop].T, b[start:stop], out=partials[k])
-
-    _run(chunk_product, chunks)
-    return sum_partials(partials)
-
-
-def _split_output_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a.T @ b as row blocks of the (M, N) result, out[m0:m1] = a[:, m0:m1].T @ b, one GEMM each."""
-    m = a.shape[1]
-    chunks = num_chunks(max(1, m // MIN_COLUMNS_PER_GEMM))
-    out = np.empty((m, b.shape[1]), dtype=a.dtype)
-
-    def block_product(k: int) -> None:
-        start, stop = chunk_bounds(k, m, chunks)
-        np.matmul(a[:, start:stop].T, b, out=out[start:stop])
-
-    _run(block_product, chunks)
-    return out

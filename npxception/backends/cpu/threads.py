@@ -17,14 +17,20 @@ from __future__ import annotations
 import numbers
 import os
 
-# Numba's OpenMP threading layer (its default where TBB is absent) keeps idle threads spinning
-# after each parallel loop. Between our kernels BLAS runs with threads of its own, and on 2 cores
-# the spinning threads starve it: a small-preset training step took 3-5x longer. Passive waiting
-# puts idle OpenMP threads to sleep and keeps OpenMP's low launch cost (the workqueue layer costs
-# ~2 ms more per small kernel). OpenMP reads this once, when Numba first starts its threads (the
-# first parallel kernel or numba.set_num_threads), so it is set here, on import, before either;
-# a policy set in the environment wins.
+# Numba's OpenMP threading layer (its default where TBB is absent) decides what an idle thread does
+# between parallel loops. Spinning for good (libgomp's default is about 3 ms, ACTIVE forever)
+# starves anything else that runs on the cores. Sleeping at once (PASSIVE) makes every parallel
+# loop wake its threads again, which cost about 80 us per loop on this project's 2-core VMs; a
+# `small` training step makes about 290 backend calls, each one or more loops. So idle threads
+# spin briefly, then sleep: GOMP_SPINCOUNT spins (libgomp counts about 100,000 per ms) bridge the
+# Python between two kernels of a step. Measured on whole `small` steps (bench_model.py,
+# alternating processes): PASSIVE alone 128-131 ms, with 30,000 spins 107-109 ms; `paper` the
+# same. The GEMMs run on these same threads (gemm.py), so no other pool waits beside them. OpenMP
+# reads both once, when Numba first starts its threads (the first parallel kernel or
+# numba.set_num_threads), so they are set here, on import, before either; values set in the
+# environment win.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("GOMP_SPINCOUNT", "30000")
 
 import numba  # noqa: E402
 from threadpoolctl import threadpool_limits

@@ -1,0 +1,83 @@
+"""NumPy's own BLAS, callable from Numba kernels: cblas_sgemm and cblas_dgemm as external symbols.
+
+NumPy's wheels ship OpenBLAS built with 64-bit integers and prefixed names
+(`scipy_cblas_sgemm64_`). This module finds that library (threadpoolctl knows where it is loaded
+from), registers the two GEMMs with LLVM under names of our own, and declares them to Numba as
+`ExternalFunction`s, so a `@njit(parallel=True)` kernel can call one GEMM per `prange` chunk on
+Numba's own threads (gemm.py). The symbols are resolved by name when a kernel is compiled or loaded
+from the on-disk cache, so `cache=True` keeps working.
+
+Pointers travel as integers (`arr.ctypes.data`): on the 64-bit ABIs Numba supports, a pointer and
+an int64 are passed the same way.
+
+    AVAILABLE               whether the symbols were found (False: gemm.py uses its NumPy fallback)
+    single_threaded_blas()  a context in which every BLAS call runs on its calling thread only
+
+When another BLAS is loaded (MKL, Accelerate, a 32-bit-integer OpenBLAS), AVAILABLE is False.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from contextlib import contextmanager
+
+import llvmlite.binding as llvm
+from numba import types
+from threadpoolctl import threadpool_info
+
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112  # the CBLAS enum values
+
+SGEMM_SYMBOL = "npxception_cblas_sgemm"
+DGEMM_SYMBOL = "npxception_cblas_dgemm"
+
+
+def _signature(real):
+    i32, i64 = types.int32, types.int64
+    # order, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc
+    return types.void(i32, i32, i32, i64, i64, i64, real, types.intp, i64, types.intp, i64, real,
+                      types.intp, i64)
+
+
+sgemm = types.ExternalFunction(SGEMM_SYMBOL, _signature(types.float32))
+dgemm = types.ExternalFunction(DGEMM_SYMBOL, _signature(types.float64))
+
+
+def _load():
+    """(set_num_threads, get_num_threads) of NumPy's OpenBLAS after registering its GEMMs, or None."""
+    for info in threadpool_info():
+        if info.get("internal_api") != "openblas" or not info.get("filepath"):
+            continue
+        try:
+            lib = ctypes.CDLL(info["filepath"])
+            s, d = lib.scipy_cblas_sgemm64_, lib.scipy_cblas_dgemm64_
+            set_threads, get_threads = lib.scipy_openblas_set_num_threads64_, lib.scipy_openblas_get_num_threads64_
+        except (OSError, AttributeError):
+            continue
+        for symbol, fn in ((SGEMM_SYMBOL, s), (DGEMM_SYMBOL, d)):
+            llvm.add_symbol(symbol, ctypes.cast(fn, ctypes.c_void_p).value)
+        set_threads.argtypes, set_threads.restype = [ctypes.c_int], None
+        get_threads.argtypes, get_threads.restype = [], ctypes.c_int
+        return set_threads, get_threads
+    return None
+
+
+_threads = _load()
+AVAILABLE = _threads is not None
+
+
+@contextmanager
+def single_threaded_blas():
+    """Run the BLAS on one thread inside the block, then restore its thread count.
+
+    Two direct calls into OpenBLAS (about a microsecond), where threadpoolctl's `limit` re-reads every
+    loaded library each time (about 0.3 ms, measured: more than a small GEMM takes).
+    """
+    set_threads, get_threads = _threads
+    before = get_threads()
+    if before != 1:
+        set_threads(1)
+    try:
+        yield
+    finally:
+        if before != 1:
+            set_threads(before)
