@@ -38,7 +38,7 @@ from numpy.lib.stride_tricks import as_strided
 from threadpoolctl import ThreadpoolController
 
 from . import _blas
-from ._chunks import num_chunks, sum_partials
+from ._chunks import chunk_bounds, num_chunks, sum_partials
 
 MIN_ROWS_TO_SPLIT = 16384
 ROWS_PER_CHUNK = 8192  # long enough for BLAS to run at full speed on each chunk
@@ -57,8 +57,7 @@ def tall_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     rows, depth = a.shape
     cols = b.shape[1]
     out = np.empty((rows, cols), dtype=a.dtype)
-    starts, stops = _bounds(rows, num_chunks(max(1, rows // MIN_ROWS_PER_GEMM)))
-    tasks = _table(stops - starts, cols, depth, starts * depth, 0, starts * cols)
+    tasks = _tasks(ROWS_OF_A, num_chunks(max(1, rows // MIN_ROWS_PER_GEMM)), rows, depth, cols)
     _run(False, trans_b, a, depth, b_stored, depth if trans_b else cols, out, cols, tasks)
     return out
 
@@ -68,30 +67,39 @@ def tall_transpose_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = np.ascontiguousarray(a), np.ascontiguousarray(b, dtype=a.dtype)
     rows, m = a.shape
     n = b.shape[1]
-    if rows < MIN_ROWS_TO_SPLIT:  # short: split the result's rows, out[m0:m1] = a[:, m0:m1].T @ b
+    if rows < MIN_ROWS_TO_SPLIT:  # short: split the result's rows, nothing to add
         out = np.empty((m, n), dtype=a.dtype)
-        starts, stops = _bounds(m, num_chunks(max(1, m // MIN_COLUMNS_PER_GEMM)))
-        tasks = _table(stops - starts, n, rows, starts, 0, starts * n)
-        _run(True, False, a, m, b, n, out, n, tasks)
+        _run(True, False, a, m, b, n, out, n,
+             _tasks(ROWS_OF_RESULT, num_chunks(max(1, m // MIN_COLUMNS_PER_GEMM)), m, rows, n))
         return out
     chunks = num_chunks(rows // ROWS_PER_CHUNK)
     partials = np.empty((chunks, m, n), dtype=a.dtype)
-    starts, stops = _bounds(rows, chunks)
-    tasks = _table(m, n, stops - starts, starts * m, starts * n, np.arange(chunks) * (m * n))
-    _run(True, False, a, m, b, n, partials, n, tasks)
+    _run(True, False, a, m, b, n, partials, n, _tasks(PARTIAL_SUMS, chunks, rows, m, n))
     return sum_partials(partials)
 
 
-def _bounds(rows: int, chunks: int):
-    k = np.arange(chunks + 1)
-    cuts = (k * rows) // chunks  # as chunk_bounds
-    return cuts[:-1], cuts[1:]
+ROWS_OF_A, ROWS_OF_RESULT, PARTIAL_SUMS = 0, 1, 2  # how _tasks splits a product
 
 
-def _table(m, n, k, a_at, b_at, c_at) -> np.ndarray:
-    """The (tasks, 6) int64 task table; scalars are broadcast over the tasks."""
-    columns = np.broadcast_arrays(m, n, k, a_at, b_at, c_at)
-    return np.stack(columns, axis=1).astype(np.int64)
+@njit(cache=True)
+def _tasks(split, chunks, extent, d1, d2):
+    """The (chunks, 6) task table: chunk c is [start, stop) of `extent` (chunk_bounds).
+
+    ROWS_OF_A       a (extent, d1) @ b (d1, d2): rows start:stop of a and of the result
+    ROWS_OF_RESULT  a (d1, extent).T @ b (d1, d2): out[start:stop] = a[:, start:stop].T @ b
+    PARTIAL_SUMS    a (extent, d1).T @ b (extent, d2) over rows start:stop, into partials[c]
+    """
+    table = np.empty((chunks, 6), dtype=np.int64)
+    for c in range(chunks):
+        start, stop = chunk_bounds(c, extent, chunks)
+        t = table[c]
+        if split == ROWS_OF_A:
+            t[M], t[N], t[K], t[A_AT], t[B_AT], t[C_AT] = stop - start, d2, d1, start * d1, 0, start * d2
+        elif split == ROWS_OF_RESULT:
+            t[M], t[N], t[K], t[A_AT], t[B_AT], t[C_AT] = stop - start, d2, d1, start, 0, start * d2
+        else:
+            t[M], t[N], t[K], t[A_AT], t[B_AT], t[C_AT] = d1, d2, stop - start, start * d1, start * d2, c * d1 * d2
+    return table
 
 
 def _run(trans_a, trans_b, a, lda, b, ldb, out, ldc, tasks) -> None:
