@@ -191,12 +191,13 @@ def test_filter_gradients_over_many_pixels_match_reference(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_roads_give_the_same_bits(dtype, monkeypatch):
     # The Numba kernel calling NumPy's BLAS per task, and the fallback pool of np.matmul calls, run
-    # one task table: every split (row chunks, partial sums, result rows) and a transposed operand.
+    # one task table: every split (row chunks, partial sums, result rows and columns) and a
+    # transposed operand.
     if not _blas.AVAILABLE:
         pytest.skip("NumPy's BLAS is not the OpenBLAS of its wheels: only the fallback road exists")
     rng = _rng("gemm roads", dtype)
     cases = []
-    for rows, k, n in ((1444, 37, 29), (20000, 7, 9), (300, 130, 70), (1, 1, 1), (0, 3, 2), (5, 0, 3)):
+    for rows, k, n in ((1444, 37, 29), (20000, 7, 9), (300, 260, 700), (1, 1, 1), (0, 3, 2), (5, 0, 3)):
         a, b, dy = _normal(rng, (rows, k), dtype), _normal(rng, (k, n), dtype), _normal(rng, (rows, n), dtype)
         cases.append((a, b, np.ascontiguousarray(b.T).T, dy))
 

@@ -13,10 +13,17 @@ So every product is cut into GEMM tasks that depend only on the shapes (_chunks.
 reduction here), each task is one single-threaded GEMM, and the results are the same for any
 thread count:
 
-    tall_matmul            a @ b:   chunk k of a's rows -> the same rows of the result
+    tall_matmul            a @ b:   chunk k of a's rows -> the same rows of the result; a short
+                           product (under 2 * MIN_ROWS_PER_GEMM rows) in blocks of the result's
+                           columns instead (row chunks that short run far below BLAS's speed)
     tall_transpose_matmul  a.T @ b: chunk k of the rows of both -> partial k, added in chunk order;
-                           short products (P < MIN_ROWS_TO_SPLIT) are split along the result's
-                           rows instead, so nothing is added across tasks
+                           short products (P < MIN_ROWS_TO_SPLIT) in blocks of the result's rows
+                           instead, so nothing is added across tasks
+
+Block sizes were measured on the paper network's shapes (2 threads, alternating with one NumPy
+GEMM): blocks of 256 columns took 400 x 1536 -> 2048 from 19.1 ms (one row chunk) to 9.9 ms
+(one 2-thread GEMM: 8.9 ms), and blocks of 256 rows took the filter gradient of 1444 x 728 -> 728
+from 7.7 ms (11 blocks of 66 rows) to 5.5 ms (one 2-thread GEMM: 5.4 ms).
 
 The tasks are a table (m, n, k and the element offsets of A, B and C in flat arrays), run by one
 Numba kernel: `prange` over the tasks, each calling NumPy's own cblas_sgemm/dgemm (_blas.py) with
@@ -42,8 +49,9 @@ from ._chunks import chunk_bounds, num_chunks, sum_partials
 
 MIN_ROWS_TO_SPLIT = 16384
 ROWS_PER_CHUNK = 8192  # long enough for BLAS to run at full speed on each chunk
-MIN_COLUMNS_PER_GEMM = 64  # short filter gradients: 728 output rows -> 11 blocks
 MIN_ROWS_PER_GEMM = 512  # tall_matmul: chunks this long still run near BLAS's speed; 1444 rows -> 2
+BLOCK = 256  # blocks of the result's rows or columns: 728 -> 2 blocks, 2048 -> 8
+MIN_BLOCK = 64  # ... but 2 blocks from 2 * MIN_BLOCK on, so that two threads share the work
 
 M, N, K, A_AT, B_AT, C_AT = range(6)  # the columns of a task table
 
@@ -57,7 +65,10 @@ def tall_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     rows, depth = a.shape
     cols = b.shape[1]
     out = np.empty((rows, cols), dtype=a.dtype)
-    tasks = _tasks(ROWS_OF_A, num_chunks(max(1, rows // MIN_ROWS_PER_GEMM)), rows, depth, cols)
+    if rows >= 2 * MIN_ROWS_PER_GEMM:
+        tasks = _tasks(ROWS_OF_A, num_chunks(rows // MIN_ROWS_PER_GEMM), rows, depth, cols, 0)
+    else:  # short and wide: blocks of the result's columns, out[:, n0:n1] = a @ b[:, n0:n1]
+        tasks = _tasks(COLUMNS_OF_RESULT, _blocks(cols), cols, depth, rows, depth if trans_b else 1)
     _run(False, trans_b, a, depth, b_stored, depth if trans_b else cols, out, cols, tasks)
     return out
 
@@ -69,25 +80,31 @@ def tall_transpose_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     n = b.shape[1]
     if rows < MIN_ROWS_TO_SPLIT:  # short: split the result's rows, nothing to add
         out = np.empty((m, n), dtype=a.dtype)
-        _run(True, False, a, m, b, n, out, n,
-             _tasks(ROWS_OF_RESULT, num_chunks(max(1, m // MIN_COLUMNS_PER_GEMM)), m, rows, n))
+        _run(True, False, a, m, b, n, out, n, _tasks(ROWS_OF_RESULT, _blocks(m), m, rows, n, 0))
         return out
     chunks = num_chunks(rows // ROWS_PER_CHUNK)
     partials = np.empty((chunks, m, n), dtype=a.dtype)
-    _run(True, False, a, m, b, n, partials, n, _tasks(PARTIAL_SUMS, chunks, rows, m, n))
+    _run(True, False, a, m, b, n, partials, n, _tasks(PARTIAL_SUMS, chunks, rows, m, n, 0))
     return sum_partials(partials)
 
 
-ROWS_OF_A, ROWS_OF_RESULT, PARTIAL_SUMS = 0, 1, 2  # how _tasks splits a product
+def _blocks(extent: int) -> int:
+    """How many blocks a split of the result's rows or columns uses (depends on the shape only)."""
+    return num_chunks(max(1, min(2, extent // MIN_BLOCK), extent // BLOCK))
+
+
+ROWS_OF_A, COLUMNS_OF_RESULT, ROWS_OF_RESULT, PARTIAL_SUMS = range(4)  # how _tasks splits a product
 
 
 @njit(cache=True)
-def _tasks(split, chunks, extent, d1, d2):
+def _tasks(split, chunks, extent, d1, d2, b_step):
     """The (chunks, 6) task table: chunk c is [start, stop) of `extent` (chunk_bounds).
 
-    ROWS_OF_A       a (extent, d1) @ b (d1, d2): rows start:stop of a and of the result
-    ROWS_OF_RESULT  a (d1, extent).T @ b (d1, d2): out[start:stop] = a[:, start:stop].T @ b
-    PARTIAL_SUMS    a (extent, d1).T @ b (extent, d2) over rows start:stop, into partials[c]
+    ROWS_OF_A          a (extent, d1) @ b (d1, d2): rows start:stop of a and of the result
+    COLUMNS_OF_RESULT  a (d2, d1) @ b (d1, extent): out[:, start:stop] = a @ b[:, start:stop],
+                       b's column j b_step elements after column 0 (1, or d1 for a transposed b)
+    ROWS_OF_RESULT     a (d1, extent).T @ b (d1, d2): out[start:stop] = a[:, start:stop].T @ b
+    PARTIAL_SUMS       a (extent, d1).T @ b (extent, d2) over rows start:stop, into partials[c]
     """
     table = np.empty((chunks, 6), dtype=np.int64)
     for c in range(chunks):
@@ -95,6 +112,8 @@ def _tasks(split, chunks, extent, d1, d2):
         t = table[c]
         if split == ROWS_OF_A:
             t[M], t[N], t[K], t[A_AT], t[B_AT], t[C_AT] = stop - start, d2, d1, start * d1, 0, start * d2
+        elif split == COLUMNS_OF_RESULT:
+            t[M], t[N], t[K], t[A_AT], t[B_AT], t[C_AT] = d2, stop - start, d1, 0, start * b_step, start
         elif split == ROWS_OF_RESULT:
             t[M], t[N], t[K], t[A_AT], t[B_AT], t[C_AT] = stop - start, d2, d1, start, 0, start * d2
         else:
