@@ -294,7 +294,10 @@ def test_small_ops_match_reference(dtype):
     _parity("dense", a, w)
     _parity("dense_backward", _normal(rng, (5, 4), dtype), a, w, b)
     _parity("dense_backward", _normal(rng, (5, 4), dtype), a, w)
-    _parity("add", x, x[::-1])
+    _parity("add", x, x[::-1])  # a strided view: NumPy's add
+    with_nan = np.ascontiguousarray(x[::-1])
+    with_nan.flat[[0, 5]] = [np.nan, np.inf]
+    _parity("add", x, with_nan)  # contiguous, same shape: the parallel kernel
     _parity("add_backward", x, x, x)
     labels = rng.integers(0, 7, 5)
     logits = (_normal(rng, (5, 7), dtype) * 30).astype(dtype)
