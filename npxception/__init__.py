@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import importlib
 
+# Imported now, not lazily: the submodule and its function share the name "gradcheck", and a lazy
+# binding would be replaced by the module the first time anything imports npxception.gradcheck.
+from .gradcheck import GradcheckReport, gradcheck
+
 __version__ = "0.1.0"
 
 _SUBMODULES = ("ops", "nn", "backends", "shapes")
 # Public name -> module that defines it, imported on first access (PEP 562).
 _LAZY = {
-    "gradcheck": "npxception.gradcheck",
-    "GradcheckReport": "npxception.gradcheck",
     "get_backend": "npxception.backends",
     "cuda_available": "npxception.backends",
     "Xception": "npxception.models.xception",
