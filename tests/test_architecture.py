@@ -217,3 +217,23 @@ def test_every_file_of_the_package_reads_in_one_sitting():
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 400}
     assert not long, f"files over 400 lines: {long}"
+
+
+@pytest.mark.parametrize("pool, stride, padding", [((3, 3), (2, 2), (0, 1, 0, 1)), ((2, 2), (1, 1), (1, 1, 1, 1)),
+                                                   ((12, 12), (3, 3), (2, 2, 2, 2))])
+def test_cpu_max_pool_with_taps_equals_its_definition(pool, stride, padding):
+    rng = np.random.default_rng(7)
+    x = np.round(rng.standard_normal((2, 19, 17, 70)), 1)  # rounded: many ties
+    x[0, 3:9, 2:8, 5] = np.nan
+    x[1, :, :, 6] = -np.inf  # windows with no cell above -inf: tap 0, maybe a padded one
+    x[1, 4, 4, 7] = np.inf
+    y, taps = cpu.max_pool2d_with_taps(x, pool, stride, padding)
+    assert taps.dtype == (np.int8 if pool[0] * pool[1] <= 127 else np.int32)
+    assert taps.min() >= 0 and taps.max() < pool[0] * pool[1]
+    np.testing.assert_array_equal(y, cpu.max_pool2d(x, pool, stride, padding))
+    np.testing.assert_array_equal(y, reference.max_pool2d(x, pool, stride, padding))
+    dy = rng.standard_normal(y.shape)
+    dx = cpu.max_pool2d_backward_taps(dy, taps, x.shape, pool, stride, padding)
+    np.testing.assert_array_equal(dx, cpu.max_pool2d_backward(dy, x, pool, stride, padding))
+    np.testing.assert_allclose(dx, reference.max_pool2d_backward(dy, x, pool, stride, padding),
+                               rtol=1e-15, atol=1e-15)

@@ -203,6 +203,18 @@ class FusedOps(Protocol):
         """conv2d_backward(dy, x, w, stride, padding, dilation)[1]: dw alone, for the network's
         first layer, whose input (the images) needs no gradient. Only w's shape is read."""
 
+    def max_pool2d_with_taps(self, x: Array, pool_size: Pair, stride: Pair,
+                             padding: Padding4) -> tuple[Array, Array]:
+        """(max_pool2d(x, pool_size, stride, padding), taps): taps (N, Ho, Wo, C), int8 (int32 for
+        windows of over 127 cells), holds each output's row-major window index p * kw + q of its
+        first maximum, the tap max_pool2d_backward sends its gradient to (tap 0 if no cell of
+        the window exceeds -inf)."""
+
+    def max_pool2d_backward_taps(self, dy: Array, taps: Array, x_shape: tuple, pool_size: Pair,
+                                 stride: Pair, padding: Padding4) -> Array:
+        """max_pool2d_backward(dy, x, pool_size, stride, padding), from the taps that
+        max_pool2d_with_taps returned for x (of shape x_shape) instead of from x."""
+
     def batch_norm_relu_train(self, x: Array, gamma: Array, beta: Array,
                               epsilon: float) -> tuple[Array, Array, Array]:
         """relu of batch_norm_train's y, with its statistics: (relu(y), batch_mean, batch_var)."""

@@ -16,6 +16,7 @@ from ..shapes import Window
 class _Saved(NamedTuple):
     x: Any
     pads: tuple
+    taps: Any  # each output's winning tap (backend.max_pool2d_with_taps), or None: found again from x
 
 
 class _SavedInput(NamedTuple):
@@ -33,12 +34,19 @@ class MaxPool2D(Layer):
         w = self.window
         w.out_hw(x.shape[1:3], self.name)
         pads = w.pads(x.shape[1:3])
-        self._saved = _Saved(x, pads)
-        return self.backend.max_pool2d(x, w.kernel, w.stride, pads)
+        be = self.backend
+        if training and hasattr(be, "max_pool2d_with_taps"):  # keep the winners for the backward pass
+            y, taps = be.max_pool2d_with_taps(x, w.kernel, w.stride, pads)
+        else:
+            y, taps = be.max_pool2d(x, w.kernel, w.stride, pads), None
+        self._saved = _Saved(x, pads, taps)
+        return y
 
     def backward(self, dy):
         s = self._saved_for_backward()
         w = self.window
+        if s.taps is not None:
+            return self.backend.max_pool2d_backward_taps(dy, s.taps, s.x.shape, w.kernel, w.stride, s.pads)
         return self.backend.max_pool2d_backward(dy, s.x, w.kernel, w.stride, s.pads)
 
     def output_shape(self, input_shape: Shape) -> Shape:

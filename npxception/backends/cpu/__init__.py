@@ -5,7 +5,8 @@ docstring says how its kernels split the work (always over what owns the output,
 write one element) and why. Pointwise convolutions, dense layers and the im2col convolutions are
 BLAS GEMMs (gemm.py: fixed chunks of single-threaded calls); the narrow stem convolutions run
 direct kernels (conv_direct.py). Optional ops of the contract (`contract.FusedOps`): `conv2d_filter_grad`,
-`batch_norm_relu_train`, `batch_norm_relu_infer`, `batch_norm_relu_backward`.
+`max_pool2d_with_taps`, `max_pool2d_backward_taps`, `batch_norm_relu_train`,
+`batch_norm_relu_infer`, `batch_norm_relu_backward`.
 Threads: `npxception.set_num_threads(n)` sets Numba's and BLAS's.
 
 Kernels compile on first use for the dtype they meet (float32 or float64) and are cached on disk
@@ -34,9 +35,16 @@ from .norm import (
 )
 from .optim import adam_update, ema_update, rmsprop_update, scale_, sgd_update, sum_squares
 from .pointwise import pointwise_conv2d, pointwise_conv2d_backward
-from .pool import global_avg_pool2d, global_avg_pool2d_backward, max_pool2d, max_pool2d_backward
+from .pool import (
+    global_avg_pool2d,
+    global_avg_pool2d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+    max_pool2d_backward_taps,
+    max_pool2d_with_taps,
+)
 
 name = "cpu"
 
-__all__ = [*exports("conv2d_filter_grad", "batch_norm_relu_train", "batch_norm_relu_infer",
-                    "batch_norm_relu_backward"), "threads"]
+__all__ = [*exports("conv2d_filter_grad", "max_pool2d_with_taps", "max_pool2d_backward_taps",
+                    "batch_norm_relu_train", "batch_norm_relu_infer", "batch_norm_relu_backward"), "threads"]
