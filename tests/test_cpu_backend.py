@@ -188,6 +188,27 @@ def test_filter_gradients_over_many_pixels_match_reference(dtype):
     _parity("conv2d_backward", _normal(rng, (1, 130, 130, 2), dtype), x, w, padding="same")
 
 
+@pytest.mark.parametrize("w_shape, stride, padding", [((3, 3, 20, 40), 1, "same"), ((3, 3, 20, 40), 2, "valid"),
+                                                     ((1, 1, 20, 36), 2, "valid")])
+def test_conv_with_im2col_built_in_blocks_matches_reference(w_shape, stride, padding, monkeypatch):
+    # 4800 output pixels: several chunks, each of several BLOCK_ROWS blocks (the filter gradient adds
+    # its blocks with beta = 1), against the reference and against the road with the whole cols matrix.
+    rng = _rng("im2col blocks", w_shape, stride)
+    x = _normal(rng, (3, 40, 40, w_shape[2]), np.float64)
+    w = _normal(rng, w_shape, np.float64)
+    kw = dict(stride=stride, padding=padding)
+    (y,) = _parity("conv2d", x, w, **kw)
+    dy = _normal(rng, y.shape, np.float64)
+    _parity("conv2d_backward", dy, x, w, **kw)
+    st = as_pair(stride, "stride")
+    pads = resolve_padding(padding, x.shape[1:3], w_shape[:2], st, (1, 1))
+    blocks = (cpu.conv2d(x, w, st, pads, (1, 1)), *cpu.conv2d_backward(dy, x, w, st, pads, (1, 1)))
+    monkeypatch.setattr(_blas, "AVAILABLE", False)
+    whole = (cpu.conv2d(x, w, st, pads, (1, 1)), *cpu.conv2d_backward(dy, x, w, st, pads, (1, 1)))
+    for name, a, b in zip(("y", "dx", "dw"), blocks, whole):
+        assert_close(a, b, name=name)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_roads_give_the_same_bits(dtype, monkeypatch):
     # The Numba kernel calling NumPy's BLAS per task, and the fallback pool of np.matmul calls, run
@@ -403,7 +424,12 @@ def _backward_outputs(x, w, dy):
     xs, ws = rng.standard_normal((4, 19, 19, 96)).astype(x.dtype), rng.standard_normal((1, 1, 96, 80)).astype(x.dtype)
     ys = ops.pointwise_conv2d(xs, ws, backend="cpu")
     short = ops.pointwise_conv2d_backward(np.ascontiguousarray(ys[..., ::-1]), xs, ws, backend="cpu")
-    return [dx, dw, y, mean, var, *bn, *pw, ys, *short]
+    # A 3x3 conv of 9 -> 40 channels: im2col built block by block in the forward, the filter gradient
+    # (partial sums over 17,812 pixels) and the input gradient.
+    wc = np.linspace(-1, 1, 3 * 3 * 9 * 40, dtype=x.dtype).reshape(3, 3, 9, 40)
+    yc = ops.conv2d(x, wc, **kw, backend="cpu")
+    conv = ops.conv2d_backward(np.ascontiguousarray(yc[..., ::-1]), x, wc, **kw, backend="cpu")
+    return [dx, dw, y, mean, var, *bn, *pw, ys, *short, yc, *conv]
 
 
 def test_repeated_runs_and_thread_counts_give_bitwise_identical_results():

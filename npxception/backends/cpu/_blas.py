@@ -10,7 +10,8 @@ from the on-disk cache, so `cache=True` keeps working.
 Pointers travel as integers (`arr.ctypes.data`): on the 64-bit ABIs Numba supports, a pointer and
 an int64 are passed the same way.
 
-    AVAILABLE               whether the symbols were found (False: gemm.py uses its NumPy fallback)
+    AVAILABLE               whether the symbols were found (False: callers use their NumPy fallback)
+    gemm(...)               C = op(A) @ op(B) + beta * C, row-major, from inside a Numba kernel
     single_threaded_blas()  a context in which every BLAS call runs on its calling thread only
 
 When another BLAS is loaded (MKL, Accelerate, a 32-bit-integer OpenBLAS), AVAILABLE is False.
@@ -22,7 +23,8 @@ import ctypes
 from contextlib import contextmanager
 
 import llvmlite.binding as llvm
-from numba import types
+import numpy as np
+from numba import njit, types
 from threadpoolctl import threadpool_info
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112  # the CBLAS enum values
@@ -40,6 +42,21 @@ def _signature(real):
 
 sgemm = types.ExternalFunction(SGEMM_SYMBOL, _signature(types.float32))
 dgemm = types.ExternalFunction(DGEMM_SYMBOL, _signature(types.float64))
+
+
+@njit(cache=True, inline="always")
+def gemm(trans_a, trans_b, m, n, k, pa, lda, pb, ldb, beta, pc, ldc, itemsize):
+    """C (m, n; row stride ldc) = op(A) @ op(B) + beta * C; pa, pb, pc: addresses; float64 if itemsize is 8.
+
+    op(A) is (m, k): A stored (m, k) with row stride lda, or (k, m) when trans_a; B likewise (k, n).
+    With beta = 0, C is only written (its old contents, even NaN, are ignored).
+    """
+    ta = TRANS if trans_a else NO_TRANS
+    tb = TRANS if trans_b else NO_TRANS
+    if itemsize == 8:
+        dgemm(ROW_MAJOR, ta, tb, m, n, k, 1.0, pa, lda, pb, ldb, np.float64(beta), pc, ldc)
+    else:
+        sgemm(ROW_MAJOR, ta, tb, m, n, k, np.float32(1.0), pa, lda, pb, ldb, np.float32(beta), pc, ldc)
 
 
 def _load():

@@ -66,10 +66,15 @@ def conv2d_input_grad_direct(dy, w, x_shape, padding, dilation):
     w[kh-1-p', kw-1-q']^T. Where (i, j) falls outside dy it adds 0 * w instead of nothing, the
     same unless w holds Inf or NaN: conv.py takes col2im for such weights.
     """
+    w_flip, pads = flipped(w, padding, dilation)
+    return conv2d_direct(dy, w_flip, x_shape[1:3], (1, 1), pads, dilation)
+
+
+def flipped(w, padding, dilation):
+    """(w', pads): a stride-1 conv's input gradient is the forward conv of dy with w' and pads."""
     kh, kw = w.shape[:2]
     w_flip = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))  # (kh, kw, Cout, Cin)
-    pads = ((kh - 1) * dilation[0] - padding[0], 0, (kw - 1) * dilation[1] - padding[2], 0)
-    return conv2d_direct(dy, w_flip, x_shape[1:3], (1, 1), pads, dilation)
+    return w_flip, ((kh - 1) * dilation[0] - padding[0], 0, (kw - 1) * dilation[1] - padding[2], 0)
 
 
 def conv2d_filter_grad_direct(dy, x, w_shape, stride, padding, dilation):

@@ -140,18 +140,10 @@ def _run(trans_a, trans_b, a, lda, b, ldb, out, ldc, tasks) -> None:
 def _gemm_tasks(trans_a, trans_b, a, lda, b, ldb, c, ldc, tasks):
     """For every task: C[c_at:] (m, n, ld ldc) = op(A[a_at:]) @ op(B[b_at:]), one GEMM each."""
     size = a.itemsize
-    ta = _blas.TRANS if trans_a else _blas.NO_TRANS
-    tb = _blas.TRANS if trans_b else _blas.NO_TRANS
     for t in prange(tasks.shape[0]):
-        m, n, k = tasks[t, M], tasks[t, N], tasks[t, K]
-        pa = a.ctypes.data + tasks[t, A_AT] * size
-        pb = b.ctypes.data + tasks[t, B_AT] * size
-        pc = c.ctypes.data + tasks[t, C_AT] * size
-        if size == 8:
-            _blas.dgemm(_blas.ROW_MAJOR, ta, tb, m, n, k, 1.0, pa, lda, pb, ldb, 0.0, pc, ldc)
-        else:
-            _blas.sgemm(_blas.ROW_MAJOR, ta, tb, m, n, k, np.float32(1.0), pa, lda, pb, ldb,
-                        np.float32(0.0), pc, ldc)
+        _blas.gemm(trans_a, trans_b, tasks[t, M], tasks[t, N], tasks[t, K],
+                   a.ctypes.data + tasks[t, A_AT] * size, lda, b.ctypes.data + tasks[t, B_AT] * size, ldb,
+                   0.0, c.ctypes.data + tasks[t, C_AT] * size, ldc, size)
 
 
 # --------------------------------------------------------------------------- the fallback road
