@@ -14,6 +14,10 @@ each tap reads the input row shifted by a multiple of C, and the weights are til
 once per call, so the loop is W*C long rather than C. Xception's early layers have 16-64 channels,
 where the per-pixel loops spent more time in setup than in arithmetic; the flat rows halve the
 forward there (measured on 64 x 28 x 28 x 16) and give bitwise the same sums, in the same tap order.
+They run up to FLAT_ROWS_MAX_C = 128 channels: wider rows stream 9 tiled weight vectors per output
+where the pair loop keeps reusing 9 per channel, and the pair loop was faster from 182 channels on
+(forward, batch 8, 2 threads: 74 x 74 x 256 11.2 -> 8.9 ms, 37 x 37 x 728 3.6 -> 2.6 ms,
+10 x 10 x 1536 0.55 -> 0.47 ms; at 147 x 147 x 128 flat rows were faster, 21.9 against 26.3 ms).
 
 Channels are multiplier-major (index m*C + c, see depthwise.py); each function writes its last
 argument, one output row.
@@ -25,6 +29,8 @@ import numpy as np
 from numba import njit
 
 from ._index import input_index
+
+FLAT_ROWS_MAX_C = 128  # above it the per-pixel pair loop is faster (module docstring)
 
 
 @njit(cache=True, inline="always")
@@ -92,7 +98,7 @@ def tile_weights_3x3(wt, columns):
     """wf (3, 3, columns * C): tap (p, q)'s weights repeated for every column, for _flat_rows_3x3;
     empty (length 0) when M > 1, where the flat rows do not apply."""
     kh, kw, mult, c = wt.shape
-    if mult != 1 or (kh, kw) != (3, 3):
+    if mult != 1 or (kh, kw) != (3, 3) or c > FLAT_ROWS_MAX_C:
         return wt.reshape(kh, kw, -1)[:, :, :0].copy()
     return np.ascontiguousarray(np.tile(wt[:, :, 0, :], (1, 1, columns)))
 
