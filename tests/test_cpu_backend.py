@@ -210,6 +210,24 @@ def test_conv_with_im2col_built_in_blocks_matches_reference(w_shape, stride, pad
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_depthwise_flat_rows_and_pixel_pairs_give_the_same_bits(dtype, monkeypatch):
+    from npxception.backends.cpu import _depthwise_3x3
+    rng = _rng("flat rows", dtype)
+    x, dy = _normal(rng, (2, 9, 11, 20), dtype), _normal(rng, (2, 9, 11, 20), dtype)
+    w = _normal(rng, (3, 3, 20, 1), dtype)
+    x[0, 2, 3, 4], w[1, 1, 5, 0] = np.nan, np.inf
+
+    def run():
+        return (cpu.depthwise_conv2d(x, w, (1, 1), (1, 1, 1, 1), (1, 1)),
+                *cpu.depthwise_conv2d_backward(dy, x, w, (1, 1), (1, 1, 1, 1), (1, 1)))
+
+    flat = run()
+    monkeypatch.setattr(_depthwise_3x3, "FLAT_ROWS_MAX_C", 0)
+    for a, b in zip(flat, run()):
+        assert np.array_equal(a, b, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_roads_give_the_same_bits(dtype, monkeypatch):
     # The Numba kernel calling NumPy's BLAS per task, and the fallback pool of np.matmul calls, run
     # one task table: every split (row chunks, partial sums, result rows and columns) and a
