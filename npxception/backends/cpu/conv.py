@@ -46,10 +46,10 @@ from numba import njit, prange
 
 from ...shapes import conv_output_hw
 from . import _blas
-from ._chunks import chunk_bounds, num_chunks, sum_partials
+from ._chunks import chunk_bounds, sum_partials
 from ._index import input_index, output_index
 from .conv_direct import conv2d_direct, conv2d_filter_grad_direct, conv2d_input_grad_direct, flipped
-from .gemm import MIN_ROWS_PER_GEMM, tall_matmul, tall_transpose_matmul
+from .gemm import MIN_ROWS_PER_GEMM, num_tasks, tall_matmul, tall_transpose_matmul
 
 FORWARD_MAX_COUT = 8  # the thresholds of the rules in the module docstring
 INPUT_GRAD_MAX_CIN = 4
@@ -118,7 +118,7 @@ def conv2d_filter_grad(dy, x, w, stride, padding, dilation):
     if _free_im2col(w_shape, stride, padding) or not (_fused(x, w_shape) and dy2.size):
         cols = _im2col(x, (kh, kw), (ho, wo), stride, padding, dilation)
         return tall_transpose_matmul(cols, dy2).reshape(w_shape)
-    chunks = num_chunks(max(1, dy2.shape[0] // FILTER_GRAD_ROWS_PER_CHUNK))
+    chunks = num_tasks(max(1, dy2.shape[0] // FILTER_GRAD_ROWS_PER_CHUNK))
     partials = np.empty((chunks, kh * kw * cin, cout), dtype=x.dtype)
     with _blas.single_threaded_blas():
         _im2col_filter_grad(np.ascontiguousarray(x), np.ascontiguousarray(dy2), kh, kw, ho, wo, *stride,
@@ -145,7 +145,7 @@ def _im2col_matmul(x, w, out_hw, stride, padding, dilation):
     if _free_im2col(w.shape, stride, padding) or not (_fused(x, w.shape) and ho * wo):
         return tall_matmul(_im2col(x, (kh, kw), out_hw, stride, padding, dilation), w2).reshape(n, ho, wo, cout)
     y = np.empty((n * ho * wo, cout), dtype=x.dtype)
-    chunks = num_chunks(max(1, y.shape[0] // MIN_ROWS_PER_GEMM))
+    chunks = num_tasks(max(1, y.shape[0] // MIN_ROWS_PER_GEMM))
     with _blas.single_threaded_blas():
         _im2col_gemm(np.ascontiguousarray(x), w2, kh, kw, ho, wo, *stride, padding[0], padding[2], *dilation,
                      BLOCK_ROWS, chunks, y)
