@@ -40,7 +40,7 @@ CASES = {"small": ("small", 64), "paper": ("paper", 4), "tiny": ("tiny", 16)}
 # Layer.macs(); the backward is twice the forward (the input gradient and the weight gradient each
 # cost one forward). Elementwise layers, which have no multiply-adds: flops per element as below.
 CONV_LIKE = ("Conv2D", "SeparableConv2D", "PointwiseConv2D", "DepthwiseConv2D", "Dense")
-# MaxPool2D, per output element: kh*kw - 1 compares forward; backward finds the maximum again and adds.
+# MaxPool2D, per output element: kh*kw - 1 compares forward (keeping the winning tap); kh*kw selects and adds backward.
 PER_ELEMENT = {  # type: (forward flops, backward flops) per input element
     "BatchNorm": (5, 9),   # sum, sum of squares, scale and shift; backward: x_hat, two sums, dx
     "BatchNormReLU": (6, 10),  # BatchNorm's, plus the clamp and the mask (one fused kernel each way)

@@ -98,10 +98,10 @@ def gemm_section(report: dict) -> list[str]:
         change = (ours[kind] - plain[kind]) / plain[kind] if plain[kind] else 0.0
         lines.append(f"- {kind}: {plain[kind]:.1f} ms as one GEMM, {ours[kind]:.1f} ms chunked ({change:+.0%})")
     lines.append(f"- filter gradients of P >= {g['min_rows_to_split']} rows are split along P and the partial "
-                 "products added in order; shorter ones along dW's rows (nothing to add)")
-    lines.append("- timed alone, as here, BLAS's own threads win; inside a training step, where they compete with "
-                 "the Numba kernels' threads, the chunks won (whole `paper` steps with and without them, "
-                 "alternating: see gemm.py)")
+                 "products added in order; shorter ones along dW's rows (nothing to add); products of few rows "
+                 "along the result's columns")
+    lines.append("- the chunks are GEMM tasks run by one Numba `prange`, each a single-threaded call of NumPy's "
+                 "OpenBLAS (gemm.py, _blas.py): on the backend's own threads, with no thread pool beside them")
     return lines
 
 

@@ -179,3 +179,20 @@ def test_clip_by_global_norm(backend):
     assert clip_by_global_norm(params, 6.5, be) == pytest.approx(13.0)
     assert_close(be.to_numpy(a), np.array([1.5, 2.0]), name="a scaled by 6.5 / 13")
     assert_close(be.to_numpy(b), np.array([6.0]), name="b scaled by 6.5 / 13")
+
+
+@pytest.mark.parametrize("nesterov, decoupled", [(False, False), (True, True)])
+def test_cpu_large_arrays_take_the_parallel_loop_with_the_same_bits(nesterov, decoupled, monkeypatch):
+    from npxception.backends.cpu import optim
+    rng = np.random.default_rng(4)
+    p0, g = rng.standard_normal(3000).astype(np.float32), rng.standard_normal(3000).astype(np.float32)
+    results = []
+    for size in (10**12, 1):  # every array serial, then every array parallel
+        monkeypatch.setattr(optim, "PARALLEL_SIZE", size)
+        p, v, m, s = p0.copy(), np.zeros_like(p0), np.zeros_like(p0), np.zeros_like(p0)
+        for step in (1, 2):
+            optim.sgd_update(p, g, v, 0.1, 0.9, nesterov, 1e-4)
+            optim.adam_update(p, g, m, s, 1e-3, 0.9, 0.999, 1e-7, 1e-4, decoupled, step)
+        results.append((p, v, m, s))
+    for a, b in zip(*results):
+        assert np.array_equal(a, b)

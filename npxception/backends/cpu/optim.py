@@ -12,7 +12,11 @@ The reference spends one NumPy pass per arithmetic step (five or more over every
 these loops read each array once and write the updated ones once. The hyper-parameters are cast
 to the parameter's dtype first, as in the reference, and each element sees the same operations in
 the same order, so the results match it to rounding. Serial loops: the arrays are many and
-small-to-medium, where thread start-up would cost more than it saves.
+mostly small, where thread start-up would cost more than it saves; SGD and Adam run arrays of
+PARALLEL_SIZE elements or more (the paper network's large pointwise and dense kernels) through
+a `prange` copy of the same loop, which gives the same bits (nothing is summed across elements).
+Measured on five arrays of the paper network's sizes, 10.7 M elements (2 threads): SGD 6.9 ms
+serial, 3.7 ms parallel.
 """
 
 from __future__ import annotations
@@ -20,12 +24,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
+
+
+PARALLEL_SIZE = 1 << 18
 
 
 def sgd_update(p, g, velocity, lr, momentum, nesterov, weight_decay):
     t = p.dtype.type
-    _sgd(p.reshape(-1), g.reshape(-1), velocity.reshape(-1), t(lr), t(momentum), bool(nesterov),
+    kernel = _sgd_parallel if p.size >= PARALLEL_SIZE else _sgd
+    kernel(p.reshape(-1), g.reshape(-1), velocity.reshape(-1), t(lr), t(momentum), bool(nesterov),
          t(weight_decay))
 
 
@@ -39,7 +47,8 @@ def adam_update(p, g, m, v, lr, beta1, beta2, epsilon, weight_decay, decoupled, 
     t = p.dtype.type
     l2 = t(0.0 if decoupled else weight_decay)
     decay = t(lr * weight_decay if decoupled else 0.0)
-    _adam(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), t(lr), t(beta1),
+    kernel = _adam_parallel if p.size >= PARALLEL_SIZE else _adam
+    kernel(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), t(lr), t(beta1),
           t(1.0 - beta1), t(beta2), t(1.0 - beta2), t(1.0 - beta1 ** step), t(1.0 - beta2 ** step),
           t(epsilon), l2, decay)
 
@@ -57,15 +66,26 @@ def scale_(a, s):
     a *= a.dtype.type(s)
 
 
+@njit(cache=True, inline="always")
+def _sgd_element(k, p, g, velocity, lr, momentum, nesterov, weight_decay):
+    gk = g[k] + weight_decay * p[k] if weight_decay != 0 else g[k]
+    velocity[k] = velocity[k] * momentum - lr * gk
+    if nesterov:
+        p[k] += momentum * velocity[k] - lr * gk
+    else:
+        p[k] += velocity[k]
+
+
 @njit(cache=True)
 def _sgd(p, g, velocity, lr, momentum, nesterov, weight_decay):
     for k in range(p.size):
-        gk = g[k] + weight_decay * p[k] if weight_decay != 0 else g[k]
-        velocity[k] = velocity[k] * momentum - lr * gk
-        if nesterov:
-            p[k] += momentum * velocity[k] - lr * gk
-        else:
-            p[k] += velocity[k]
+        _sgd_element(k, p, g, velocity, lr, momentum, nesterov, weight_decay)
+
+
+@njit(parallel=True, cache=True)
+def _sgd_parallel(p, g, velocity, lr, momentum, nesterov, weight_decay):
+    for k in prange(p.size):
+        _sgd_element(k, p, g, velocity, lr, momentum, nesterov, weight_decay)
 
 
 @njit(cache=True)
@@ -77,17 +97,32 @@ def _rmsprop(p, g, mean_square, mom, lr, rho, one_minus_rho, momentum, epsilon, 
         p[k] -= mom[k]
 
 
+@njit(cache=True, inline="always")
+def _adam_element(k, p, g, m, v, lr, beta1, one_minus_beta1, beta2, one_minus_beta2, bias1, bias2,
+                  epsilon, l2, decay):
+    gk = g[k] + l2 * p[k] if l2 != 0 else g[k]
+    m[k] = m[k] * beta1 + one_minus_beta1 * gk
+    v[k] = v[k] * beta2 + one_minus_beta2 * gk * gk
+    update = lr * (m[k] / bias1) / (math.sqrt(v[k] / bias2) + epsilon)
+    if decay != 0:
+        update += decay * p[k]
+    p[k] -= update
+
+
 @njit(cache=True)
 def _adam(p, g, m, v, lr, beta1, one_minus_beta1, beta2, one_minus_beta2, bias1, bias2, epsilon,
           l2, decay):
     for k in range(p.size):
-        gk = g[k] + l2 * p[k] if l2 != 0 else g[k]
-        m[k] = m[k] * beta1 + one_minus_beta1 * gk
-        v[k] = v[k] * beta2 + one_minus_beta2 * gk * gk
-        update = lr * (m[k] / bias1) / (math.sqrt(v[k] / bias2) + epsilon)
-        if decay != 0:
-            update += decay * p[k]
-        p[k] -= update
+        _adam_element(k, p, g, m, v, lr, beta1, one_minus_beta1, beta2, one_minus_beta2, bias1, bias2,
+                      epsilon, l2, decay)
+
+
+@njit(parallel=True, cache=True)
+def _adam_parallel(p, g, m, v, lr, beta1, one_minus_beta1, beta2, one_minus_beta2, bias1, bias2,
+                   epsilon, l2, decay):
+    for k in prange(p.size):
+        _adam_element(k, p, g, m, v, lr, beta1, one_minus_beta1, beta2, one_minus_beta2, bias1, bias2,
+                      epsilon, l2, decay)
 
 
 @njit(cache=True)
