@@ -117,6 +117,9 @@ def pointwise_shapes(config, batch: int) -> list[dict]:
     return [{"rows": p, "k": k, "c": c, "layers": names} for (p, k, c), names in shapes.items()]
 
 
+BLAS_IDLE_S = 0.3
+
+
 def median_seconds(run, repeats: int) -> float:
     run()
     times = []
@@ -148,6 +151,9 @@ def time_gemms(shapes: list[dict], threads: int, repeats: int) -> list[dict]:
         p, k, c = s["rows"], s["k"], s["c"]
         x, w, dy = (rng.standard_normal(shape, dtype=np.float32) for shape in ((p, k), (k, c), (p, c)))
         for op, run in gemm_ops(x, w, dy, gemm).items():
+            # OpenBLAS's worker threads spin for about 0.1 s after a multi-threaded call; timed right
+            # after one, the next variant would share the 2 cores with them. Let them go to sleep.
+            time.sleep(BLAS_IDLE_S)
             seconds = median_seconds(run, repeats)
             rows.append({**s, "op": op, "ms": 1e3 * seconds, "gflops": 2 * p * k * c / seconds / 1e9})
     return rows
