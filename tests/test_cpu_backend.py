@@ -71,8 +71,9 @@ def test_depthwise_matches_reference(shape, kernel, m, stride, padding, dilation
 
 
 # (N, H, W, Cin), (kh, kw, Cin, Cout), stride, padding, dilation. conv.py's rules pick the direct
-# kernels for narrow 3x3 convs (Cout <= 32 forward, Cin <= 16 input gradient at stride 1, Cin <= 4
-# filter gradient) and im2col + GEMM otherwise; both paths appear below for each of the three.
+# kernels for narrow 3x3 convs (Cout <= 8 forward, Cin <= 4 input gradient at stride 1, Cin <= 4
+# and Cout <= 8 filter gradient), the flipped forward for other stride-1 input gradients, and the
+# blocked im2col GEMM otherwise; every path appears below.
 CONV_CASES = [
     ((2, 9, 9, 3), (3, 3, 3, 4), 2, "valid", 1),    # Xception's first stem conv, small
     ((1, 7, 8, 4), (3, 3, 4, 5), 1, "valid", 1),    # the second stem conv

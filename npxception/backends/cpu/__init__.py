@@ -2,11 +2,12 @@
 
 Same files and function names as `reference/`, so each operation reads side by side; every file's
 docstring says how its kernels split the work (always over what owns the output, so no two threads
-write one element) and why. Pointwise convolutions, dense layers and the im2col convolutions are
-BLAS GEMMs (gemm.py: fixed chunks of single-threaded calls); the narrow stem convolutions run
-direct kernels (conv_direct.py). Optional ops of the contract (`contract.FusedOps`): `conv2d_filter_grad`,
-`max_pool2d_with_taps`, `max_pool2d_backward_taps`, `batch_norm_relu_train`,
-`batch_norm_relu_infer`, `batch_norm_relu_backward`.
+write one element) and why. Pointwise and im2col convolutions are GEMMs (gemm.py: tables of
+fixed tasks in a `prange`, each a single-threaded call of NumPy's OpenBLAS, _blas.py; the 3x3
+convolutions build im2col block by block inside them, conv.py); the narrowest stem convolution
+runs direct kernels (conv_direct.py). Optional ops of the contract (`contract.FusedOps`):
+`conv2d_filter_grad`, `max_pool2d_with_taps`, `max_pool2d_backward_taps`,
+`batch_norm_relu_train`, `batch_norm_relu_infer`, `batch_norm_relu_backward`.
 Threads: `npxception.set_num_threads(n)` sets Numba's and BLAS's.
 
 Kernels compile on first use for the dtype they meet (float32 or float64) and are cached on disk

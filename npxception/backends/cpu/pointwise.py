@@ -6,8 +6,8 @@ Shapes: x (N, H, W, Cin), w (1, 1, Cin, Cout) -> y (N, H, W, Cout).
 
 A hand-written Numba loop would only lose to the BLAS that NumPy links: the reshapes of
 C-contiguous arrays are views, and `@` on a transposed view is passed to GEMM as a transpose flag,
-not copied. Each product is tall (P = N*H*W rows), so all three go through gemm.py, which cuts the
-rows into fixed chunks, each one single-threaded GEMM (dW adds the chunks' partial sums in order).
+not copied. Each product is tall (P = N*H*W rows), so all three go through gemm.py, which cuts it
+into fixed tasks, each one single-threaded GEMM (dW adds the chunks' partial sums in order).
 """
 
 from __future__ import annotations

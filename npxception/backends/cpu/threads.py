@@ -24,7 +24,7 @@ import os
 # `small` training step makes about 290 backend calls, each one or more loops. So idle threads
 # spin briefly, then sleep: GOMP_SPINCOUNT spins (libgomp counts about 100,000 per ms) bridge the
 # Python between two kernels of a step. Measured on whole `small` steps (bench_model.py,
-# alternating processes): PASSIVE alone 128-131 ms, with 30,000 spins 107-109 ms; `paper` the
+# alternating processes): PASSIVE alone 128-140 ms, with 30,000 spins 107-109 ms; `paper` the
 # same. The GEMMs run on these same threads (gemm.py), so no other pool waits beside them. OpenMP
 # reads both once, when Numba first starts its threads (the first parallel kernel or
 # numba.set_num_threads), so they are set here, on import, before either; values set in the
