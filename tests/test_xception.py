@@ -329,3 +329,25 @@ def test_without_the_input_gradient_the_weight_gradients_are_the_same():
         grads.append(model.gradients())
     for key in grads[0]:
         np.testing.assert_array_equal(grads[0][key], grads[1][key], err_msg=key)
+
+
+def test_cpu_network_without_numpys_openblas_symbols_matches(monkeypatch):
+    """Where NumPy's BLAS is not the OpenBLAS of its wheels, the cpu backend's GEMMs run on a pool of
+    Python threads and the convolutions build im2col whole: the same network to rounding."""
+    from npxception.backends.cpu import _blas
+
+    config = XceptionConfig.tiny(dropout=0.0)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, *config.input_shape))
+    labels = rng.integers(0, config.num_classes, 3)
+    runs = []
+    for available in (True, False):
+        monkeypatch.setattr(_blas, "AVAILABLE", available and _blas.AVAILABLE)
+        model = Xception(config, backend="cpu", seed=2, dtype="float64")
+        loss, logits, dx = _loss_and_backward(model, x, labels)
+        runs.append((loss, logits, dx, model.gradients()))
+    (loss_a, logits_a, dx_a, grads_a), (loss_b, logits_b, dx_b, grads_b) = runs
+    assert rel_error(loss_a, loss_b) < 1e-13
+    assert rel_error(logits_a, logits_b) < 1e-12 and rel_error(dx_a, dx_b) < 1e-12
+    for key in grads_a:
+        assert rel_error(grads_a[key], grads_b[key]) < 1e-12, key
