@@ -300,13 +300,7 @@ def test_fused_network_equals_the_unfused_one(backend):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((4, *config.input_shape))
     labels = rng.integers(0, config.num_classes, 4)
-    (loss_f, logits_f, dx_f), (loss_p, logits_p, dx_p) = (_loss_and_backward(m, x, labels) for m in (fused, plain))
-    assert rel_error(loss_f, loss_p) < 1e-13
-    for a, b in ((logits_f, logits_p), (dx_f, dx_p)):
-        assert rel_error(fused.backend.to_numpy(a), plain.backend.to_numpy(b)) < 1e-12
-    grads_f, grads_p = fused.gradients(), plain.gradients()
-    for key in grads_p:
-        assert rel_error(grads_f[key], grads_p[key]) < 1e-12, key
+    _assert_same_step(*(_step_outputs(m, x, labels) for m in (fused, plain)))
     state_f, state_p = fused.state_dict(), plain.state_dict()
     for key in state_p:
         assert rel_error(state_f[key], state_p[key]) < 1e-13, key
@@ -336,18 +330,29 @@ def test_cpu_network_without_numpys_openblas_symbols_matches(monkeypatch):
     Python threads and the convolutions build im2col whole: the same network to rounding."""
     from npxception.backends.cpu import _blas
 
+    if not _blas.AVAILABLE:
+        pytest.skip("NumPy's BLAS is not the OpenBLAS of its wheels: only the fallback road exists")
     config = XceptionConfig.tiny(dropout=0.0)
     rng = np.random.default_rng(8)
     x = rng.standard_normal((3, *config.input_shape))
     labels = rng.integers(0, config.num_classes, 3)
     runs = []
     for available in (True, False):
-        monkeypatch.setattr(_blas, "AVAILABLE", available and _blas.AVAILABLE)
-        model = Xception(config, backend="cpu", seed=2, dtype="float64")
-        loss, logits, dx = _loss_and_backward(model, x, labels)
-        runs.append((loss, logits, dx, model.gradients()))
-    (loss_a, logits_a, dx_a, grads_a), (loss_b, logits_b, dx_b, grads_b) = runs
-    assert rel_error(loss_a, loss_b) < 1e-13
-    assert rel_error(logits_a, logits_b) < 1e-12 and rel_error(dx_a, dx_b) < 1e-12
-    for key in grads_a:
-        assert rel_error(grads_a[key], grads_b[key]) < 1e-12, key
+        monkeypatch.setattr(_blas, "AVAILABLE", available)
+        runs.append(_step_outputs(Xception(config, backend="cpu", seed=2, dtype="float64"), x, labels))
+    _assert_same_step(*runs)
+
+
+def _step_outputs(model, x, labels):
+    """(loss, logits, dx, gradients) of one training forward and backward, as NumPy arrays."""
+    loss, logits, dx = _loss_and_backward(model, x, labels)
+    be = model.backend
+    return loss, be.to_numpy(logits), be.to_numpy(dx), model.gradients()
+
+
+def _assert_same_step(a, b):
+    """Two _step_outputs agree to float64 rounding (loss 1e-13, the rest 1e-12)."""
+    assert rel_error(a[0], b[0]) < 1e-13
+    assert rel_error(a[1], b[1]) < 1e-12 and rel_error(a[2], b[2]) < 1e-12
+    for key in b[3]:
+        assert rel_error(a[3][key], b[3][key]) < 1e-12, key

@@ -93,7 +93,7 @@ def conv2d_backward(dy, x, w, stride, padding, dilation):
 
 def conv2d_input_grad(dy, w, x_shape, stride, padding, dilation):
     """dx (x_shape): for stride 1 and finite w the forward conv of dy with the flipped kernel
-    (direct for Cin <= 16, else im2col + GEMM), otherwise col2im(dY @ W^T)."""
+    (direct for Cin <= 4, else the blocked im2col GEMM), otherwise col2im(dY @ W^T)."""
     if direct_input_grad(w, stride):
         return conv2d_input_grad_direct(dy, w, x_shape, padding, dilation)
     kh, kw, cin, cout = w.shape
@@ -126,10 +126,10 @@ def conv2d_filter_grad(dy, x, w, stride, padding, dilation):
     return sum_partials(partials).reshape(w_shape)
 
 
-def _fused(a, w_shape=None) -> bool:
+def _fused(a, w_shape) -> bool:
     """Whether im2col can be built block by block inside the GEMM kernel: NumPy's OpenBLAS found,
     a float array and nothing empty (a GEMM would reject a zero leading dimension)."""
-    return _blas.AVAILABLE and a.dtype in (np.float32, np.float64) and a.size > 0 and all(w_shape or (1,))
+    return _blas.AVAILABLE and a.dtype in (np.float32, np.float64) and a.size > 0 and all(w_shape)
 
 
 def _free_im2col(w_shape, stride, padding) -> bool:
