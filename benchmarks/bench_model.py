@@ -37,6 +37,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from npxception.testing.isolated import ChildResult  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 CASES = {"small": ("small", 64), "paper": ("paper", 4), "tiny": ("tiny", 16)}
 
@@ -221,11 +223,19 @@ def spawn(kind, case, args) -> dict:
     """One worker process; {"failed": reason} when it dies (a crash in one variant spares the others)."""
     cmd = [sys.executable, __file__, "--worker", kind, "--case", case, "--steps", str(args.steps),
            "--warmup", str(args.warmup), "--threads", str(args.threads)]
+    return run_worker(cmd, f"{case} {kind}")
+
+
+def run_worker(cmd: list[str], label: str) -> dict:
+    """The worker's JSON line, or {"failed": reason, "crashed": signal name} when a signal killed it
+    (PyTorch's native kernels can abort: see npxception.testing.isolated), or {"failed": reason}."""
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         tail = " | ".join(done.stderr.strip().splitlines()[-3:])
-        print(f"{case} {kind}: worker exited with status {done.returncode}: {tail}", file=sys.stderr, flush=True)
-        return {"failed": f"exit status {done.returncode}: {tail}"}
+        result = ChildResult(done.returncode, done.stdout, done.stderr)
+        print(f"{label}: worker {'crashed' if result.crashed else 'failed'} ({result.how}): {tail}",
+              file=sys.stderr, flush=True)
+        return {"failed": f"{result.how}: {tail}", **({"crashed": result.how} if result.crashed else {})}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -248,7 +258,8 @@ def summarise(case, kind, rounds, batch) -> dict | None:
             "step_ms": step_ms, "images_per_s": 1e3 * batch / step_ms,
             "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in done),
             "training_mb": statistics.median(r["training_mb"] for r in done),
-            "rounds_ms": [r.get("step_ms") for r in rounds], "rounds_failed": len(rounds) - len(done)}
+            "rounds_ms": [r.get("step_ms", "crashed" if "crashed" in r else "failed") for r in rounds],
+            "rounds_failed": len(rounds) - len(done)}
 
 
 def markdown(rows, layer_tables, args, threading_layer) -> str:
@@ -262,7 +273,7 @@ def markdown(rows, layer_tables, args, threading_layer) -> str:
     for r in rows:
         ours = next((o for o in rows if o["case"] == r["case"] and o["kind"] == "ours"), None)
         versus = f"{r['images_per_s'] / ours['images_per_s']:.2f}" if ours else "-"
-        per_round = ", ".join("failed" if t is None else f"{t:.0f}" for t in r["rounds_ms"])
+        per_round = ", ".join(f"{t:.0f}" if isinstance(t, float) else t for t in r["rounds_ms"])
         lines.append(f"| {r['case']} | {r['variant']} | {r['pytorch_model']} | {r['batch']} | {r['step_ms']:.1f} | "
                      f"{per_round} | {r['images_per_s']:.1f} | {versus} | {r['training_mb']:.0f} | "
                      f"{r['peak_rss_mb']:.0f} |")
@@ -279,6 +290,12 @@ def markdown(rows, layer_tables, args, threading_layer) -> str:
                          f"{best['training_mb']:.0f} |")
     lines += layer_markdown(layer_tables)
     return "\n".join(lines) + "\n"
+
+
+def missing_markdown(missing: list[str]) -> str:
+    if not missing:
+        return ""
+    return "\nNo round finished (the worker crashed or failed; see the JSON): " + ", ".join(missing) + ".\n"
 
 
 def layer_markdown(layer_tables) -> list[str]:
@@ -343,16 +360,15 @@ def main() -> None:
         for kind in kinds:
             row = summarise(case, kind, records[kind], batch)
             if row is None:
-                missing.append(f"{case} {VARIANTS[kind][0]}")
+                how = "crashed" if any("crashed" in r for r in records[kind]) else "failed"
+                missing.append(f"{case} {VARIANTS[kind][0]} ({how})")
             else:
                 rows.append(row)
         if "ours" in kinds:
             raw = spawn("ours_layers", case, args)
             if "layers" in raw:
                 layer_tables[case] = raw["layers"]
-    text = markdown(rows, layer_tables, args, threading_layer)
-    if missing:
-        text += "\nNo round finished (the worker crashed; see the JSON): " + ", ".join(missing) + ".\n"
+    text = markdown(rows, layer_tables, args, threading_layer) + missing_markdown(missing)
     print(text)
     if not args.quick:
         RESULTS.mkdir(exist_ok=True)

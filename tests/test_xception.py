@@ -94,10 +94,10 @@ TORCH_CASES = [
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("label, config", TORCH_CASES, ids=[c[0] for c in TORCH_CASES])
-def test_training_step_matches_pytorch(label, config, backend, dtype):
+def test_training_step_matches_pytorch(label, config, backend, dtype, torch_reference):
     """Loss, logits, input gradient and every weight gradient in training mode (batch statistics,
     dropout) against the same network in PyTorch, from the same weights."""
-    torch = pytest.importorskip("torch")
+    torch = torch_reference
     from npxception.testing.torch_xception import TorchXception
 
     model = Xception(config, backend=backend, seed=3, dtype=dtype)
