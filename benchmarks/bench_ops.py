@@ -40,6 +40,7 @@ from npxception.backends.cpu import conv as cpu_conv  # noqa: E402
 from npxception.backends.cpu import depthwise as cpu_depthwise  # noqa: E402
 from npxception.backends.cpu import pointwise as cpu_pointwise  # noqa: E402
 from npxception.shapes import resolve_padding  # noqa: E402
+from npxception.testing.isolated import run_python  # noqa: E402
 from npxception.threads import set_num_threads  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -97,16 +98,48 @@ def _torch_weight(w_keras, groups):
     return torch.from_numpy(w_keras).permute(2, 3, 0, 1).reshape(c * m, 1, kh, kw)
 
 
-def torch_calls(x_nhwc, w_keras, stride, padding, groups) -> dict:
+LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+def torch_calls(x_nhwc, w_keras, stride, padding, groups, layouts=tuple(LAYOUTS)) -> dict:
     """{(layout, op): thunk} running PyTorch's conv2d forward, input grad and filter grad."""
     x = torch.from_numpy(x_nhwc).permute(0, 3, 1, 2)
     w = _torch_weight(w_keras, groups)
     calls = {}
-    for layout, fmt in (("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)):
+    for layout in layouts:
+        fmt = LAYOUTS[layout]
         calls.update({(layout, op): fn for op, fn in _torch_layout_calls(
             x.contiguous(memory_format=fmt), w.contiguous(memory_format=fmt), fmt, stride,
             padding, groups).items()})
     return calls
+
+
+# PyTorch's native kernels can crash the process (oneDNN's strided 1x1 channels_last backward aborts on
+# some CPUs: npxception.testing.isolated), and here PyTorch runs in the timing process itself, since
+# the contenders are interleaved. So each layout's calls run first in a child at the same shape.
+PROBE = """
+import numpy as np, torch
+from benchmarks.bench_ops import torch_calls
+torch.set_num_threads({threads})
+rng = np.random.default_rng(0)
+x, w = rng.standard_normal({x_shape}).astype("{dtype}"), rng.standard_normal({w_shape}).astype("{dtype}")
+for fn in torch_calls(x, w, {stride}, {padding}, {groups}, layouts=("{layout}",)).values():
+    fn(); fn()
+"""
+
+
+def crashed_layouts(x_nhwc, w_keras, stride, padding, groups) -> dict:
+    """{layout: 'SIGABRT', ...} for the layouts whose calls killed a child process at this shape."""
+    crashed = {}
+    for layout in LAYOUTS:
+        done = run_python(PROBE.format(threads=torch.get_num_threads(), x_shape=x_nhwc.shape, w_shape=w_keras.shape,
+                                       dtype=x_nhwc.dtype.name, stride=stride, padding=padding, groups=groups,
+                                       layout=layout), timeout=600)
+        if done.crashed:
+            print(f"PyTorch {layout} at x {x_nhwc.shape}, w {w_keras.shape}: crashed ({done.how}); not timed",
+                  flush=True)
+            crashed[layout] = done.how
+    return crashed
 
 
 def _torch_layout_calls(x, w, memory_format, stride, padding, groups) -> dict:
@@ -140,7 +173,7 @@ def check_against_torch(y_ours, x_nhwc, w_keras, stride, padding, groups) -> Non
 
 
 def depthwise_case(n, hw, c, dtype):
-    """(our calls, torch calls, bytes each op must move) for a 3x3 "same" depthwise layer."""
+    """(our calls, torch_calls' arguments, bytes each op must move) for a 3x3 "same" depthwise layer."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, hw, hw, c)).astype(dtype)
     w = rng.standard_normal((3, 3, c, 1)).astype(dtype)
@@ -155,7 +188,7 @@ def depthwise_case(n, hw, c, dtype):
     }
     # Each op reads two activation-sized tensors; forward and input grad also write one.
     moved = {"forward": 2 * x.nbytes, "input grad": 2 * x.nbytes, "filter grad": 2 * x.nbytes}
-    return ours, torch_calls(x, w, 1, 1, c), moved
+    return ours, (x, w, 1, 1, c), moved
 
 
 def pointwise_case(n, hw, cin, cout, dtype):
@@ -169,7 +202,7 @@ def pointwise_case(n, hw, cin, cout, dtype):
         "input grad": lambda: cpu_pointwise.pointwise_input_grad(dy, w, x.shape),
         "filter grad": lambda: cpu_pointwise.pointwise_filter_grad(dy, x, w.shape),
     }
-    return ours, torch_calls(x, w, 1, 0, 1), None
+    return ours, (x, w, 1, 0, 1), None
 
 
 def stem_case(n, hw, cin, cout, stride, dtype):
@@ -185,27 +218,39 @@ def stem_case(n, hw, cin, cout, stride, dtype):
         "input grad": lambda: cpu_conv.conv2d_input_grad(dy, w, x.shape, s, pads, one),
         "filter grad": lambda: cpu_conv.conv2d_filter_grad(dy, x, w, s, pads, one),
     }
-    return ours, torch_calls(x, w, stride, 0, 1), None
+    return ours, (x, w, stride, 0, 1), None
 
 
 def run_case(kind, shape, case, repeats, bandwidth):
-    """Time every op of one layer (ours and both torch layouts interleaved); print and return rows."""
-    ours, torch_fns, moved = case
+    """Time every op of one layer (ours and PyTorch's layouts interleaved); print and return rows. A layout
+    that crashes its probe is left out, recorded as crashed, and the ratio uses the other."""
+    ours, torch_args, moved = case
+    crashed = crashed_layouts(*torch_args)
+    timed = [layout for layout in LAYOUTS if layout not in crashed]
+    torch_fns = torch_calls(*torch_args, layouts=timed)
     rows = []
     for op, fn in ours.items():
-        ms = interleaved_median_ms({"ours": fn, "nchw": torch_fns[("nchw", op)],
-                                    "cl": torch_fns[("channels_last", op)]}, repeats)
-        entry = dict(kind=kind, shape=shape, op=op, ours_ms=round(ms["ours"], 3),
-                     torch_nchw_ms=round(ms["nchw"], 3), torch_channels_last_ms=round(ms["cl"], 3),
-                     ratio=round(min(ms["nchw"], ms["cl"]) / ms["ours"], 2))
+        ms = interleaved_median_ms({"ours": fn, **{layout: torch_fns[(layout, op)] for layout in timed}}, repeats)
+        entry = dict(kind=kind, shape=shape, op=op, ours_ms=round(ms["ours"], 3))
+        for layout in LAYOUTS:
+            entry[f"torch_{layout}_ms"] = round(ms[layout], 3) if layout in ms else f"crashed ({crashed[layout]})"
+        entry["ratio"] = round(min(ms[layout] for layout in timed) / ms["ours"], 2) if timed else None
         line = (f"{kind:9s} {shape:26s} {op:11s} ours {ms['ours']:8.2f} ms  torch nchw "
-                f"{ms['nchw']:8.2f}  cl {ms['cl']:8.2f}  ratio {entry['ratio']:5.2f}")
+                f"{_ms(entry['torch_nchw_ms'])}  cl {_ms(entry['torch_channels_last_ms'])}  "
+                f"ratio {_ms(entry['ratio'], '5.2f')}")
         if moved is not None:
             entry["roofline"] = round(moved[op] / (ms["ours"] * 1e-3) / 1e9 / bandwidth, 2)
             line += f"  roofline {entry['roofline']:4.0%}"
         print(line, flush=True)
         rows.append(entry)
     return rows
+
+
+def _ms(value, spec: str = "8.2f") -> str:
+    """A number in a table, or the word that stands in for it ('crashed (SIGABRT)', '-')."""
+    if value is None:
+        return "-"
+    return format(value, spec) if isinstance(value, float) else value
 
 
 def markdown(meta, rows) -> str:
@@ -227,8 +272,8 @@ def markdown(meta, rows) -> str:
     for r in rows:
         roof = f"{r['roofline']:.0%}" if "roofline" in r else ""
         lines.append(f"| {r['kind']} | {r['shape']} | {r['op']} | {r['ours_ms']:.2f} | "
-                     f"{r['torch_nchw_ms']:.2f} | {r['torch_channels_last_ms']:.2f} | "
-                     f"{r['ratio']:.2f} | {roof} |")
+                     f"{_ms(r['torch_nchw_ms'], '.2f')} | {_ms(r['torch_channels_last_ms'], '.2f')} | "
+                     f"{_ms(r['ratio'], '.2f')} | {roof} |")
     return "\n".join(lines) + "\n"
 
 

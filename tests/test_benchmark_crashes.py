@@ -50,3 +50,22 @@ def test_bench_model_keeps_a_crashed_round_beside_finished_ones():
     row = bench_model.summarise("tiny", "torch_nchw", rounds, 16)
     assert row["rounds_ms"][0] == "crashed" and row["rounds_failed"] == 1
     assert abs(row["step_ms"] - 20.0) < 1e-9
+
+
+def test_bench_ops_leaves_out_a_layout_whose_probe_aborts_and_times_the_other(monkeypatch):
+    bench_ops = pytest.importorskip("benchmarks.bench_ops")
+    import numpy as np
+
+    monkeypatch.setattr(bench_ops, "PROBE", "import os\nif '{layout}' == 'channels_last': os.abort()\n")
+    x = np.random.default_rng(0).standard_normal((1, 6, 6, 4)).astype(np.float32)
+    w = np.random.default_rng(1).standard_normal((1, 1, 4, 8)).astype(np.float32)
+    ours = {"forward": lambda: None, "input grad": lambda: None, "filter grad": lambda: None}
+    rows = bench_ops.run_case("pointwise", "1x6x6x4->8", (ours, (x, w, 1, 0, 1), None), 1, 1.0)
+    assert [r["op"] for r in rows] == ["forward", "input grad", "filter grad"]
+    for r in rows:
+        assert r["torch_channels_last_ms"] == "crashed (SIGABRT)"
+        assert isinstance(r["torch_nchw_ms"], float) and r["ratio"] is not None
+    table = bench_ops.markdown({"cpu": "x", "threads": 1, "batch": 1, "dtype": "float32", "clock": "wall",
+                                "repeats": 1, "bandwidth_gb_s": 1.0, "note": "", "load_average_before": 0,
+                                "load_average_after": 0}, rows)
+    assert "| crashed (SIGABRT) |" in table
