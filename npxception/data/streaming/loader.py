@@ -26,7 +26,7 @@ import numpy as np
 from ..dataset import DatasetError
 from ..loader import Loader, epoch_order
 from .index import ImageIndex, Reader
-from .pool import WorkerPool, default_workers, fill
+from .pool import WorkerPool, check_workers, default_workers, fill
 from .transforms import EVAL_CROP_FRACTION, Transform
 
 log = logging.getLogger("npxception.data")
@@ -54,6 +54,7 @@ class StreamingDataset:
             raise ValueError(f"image_size must be >= 1, got {self.image_size}")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0 (0: decode in this process), got {self.workers}")
+        check_workers(self.workers)  # the cores' bound; the loader checks the memory for its batches
 
     def __len__(self) -> int:
         return len(self.index)
@@ -106,6 +107,8 @@ class StreamingLoader:
         self.dtype, self.start_method = np.dtype(dtype), start_method
         batch_bytes = batch_size * data.image_size ** 2 * 3 * self.dtype.itemsize
         self.prefetch = prefetch or max(2, min(2 * self.workers, PREFETCH_BYTES // batch_bytes))
+        if self.workers:
+            check_workers(self.workers, slot_bytes=self.prefetch * batch_bytes)
         self.transform = Transform(data.image_size, train=augment, crop_fraction=data.crop_fraction,
                                    reduced_decode=data.reduced_decode)
         self._reported: set[str] = set()
