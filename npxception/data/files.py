@@ -2,11 +2,16 @@
 
 Each reader returns a `Dataset` and turns every way a path can be wrong (missing, not a file,
 unreadable, corrupt, inconsistent) into one `DatasetError` that names the path.
+
+CIFAR-10's batches are pickles, and unpickling runs whatever functions the file names: they are
+read by `SafeUnpickler`, which builds only what those files hold and refuses every other global.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -14,6 +19,7 @@ import numpy as np
 
 from ..resources import check_fits
 from .dataset import Dataset, DatasetError
+from .pixels import rgb_image
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                    "truck")
@@ -36,15 +42,56 @@ def _existing(path, kind: str) -> Path:
     return path
 
 
+def _pickle_globals() -> dict:
+    """(module, name) -> object for every global a CIFAR-10 batch may name.
+
+    The official files (Python 2, protocol 2) hold a dict of bytes keys, a list of ints, a list of
+    file names and one uint8 array; an array pickles as `multiarray._reconstruct(ndarray, ...)` with
+    a `dtype`. Files written again with NumPy 2 say `numpy._core`, protocol 5 uses `_frombuffer`,
+    NumPy integers in the label list pickle as `multiarray.scalar`, and Python 3's protocol 2 writes
+    bytes as `_codecs.encode(text, "latin1")`. Each of these only builds data."""
+    import _codecs
+
+    try:
+        from numpy._core import multiarray, numeric
+    except ImportError:  # NumPy 1.x
+        from numpy.core import multiarray, numeric
+    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype, ("_codecs", "encode"): _codecs.encode}
+    for package in ("numpy.core", "numpy._core"):
+        allowed[(f"{package}.multiarray", "_reconstruct")] = multiarray._reconstruct
+        allowed[(f"{package}.multiarray", "scalar")] = multiarray.scalar
+        allowed[(f"{package}.numeric", "_frombuffer")] = numeric._frombuffer
+    return allowed
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """An unpickler for CIFAR-10 batches: builds dicts, lists, bytes, str, numbers and NumPy arrays;
+    any other global (os.system, builtins.eval, ...) raises UnsafePickleError before it is looked up."""
+
+    def find_class(self, module: str, name: str):
+        found = _pickle_globals().get((module, name))
+        if found is None:
+            raise UnsafePickleError(repr(f"{module}.{name}"))  # repr: a crafted name may hold a newline
+        return found
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickle naming a global that a data file has no business calling."""
+
+
 def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One pickled batch: b"data" (n, 3072) uint8 stored channel-planar (R, G, B planes of 32x32)."""
     try:
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+            batch = SafeUnpickler(f, encoding="bytes").load()
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[b"labels"])
         images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as e:
+    except UnsafePickleError as e:
+        raise DatasetError(f"{path}: refused: the pickle asks for {e}, which a CIFAR-10 batch never holds (only "
+                           "arrays, lists, bytes and numbers); a crafted pickle runs code when loaded") from None
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, IndexError,
+            AttributeError) as e:
         raise DatasetError(f"{path}: not a CIFAR-10 Python batch ({type(e).__name__}: {e})") from None
     return images, labels
 
@@ -117,7 +164,7 @@ def _read_image(path: Path, size: int | None) -> np.ndarray:
             width, height = image.size
             # Decoding, the RGB copy and the resize each hold the whole picture.
             check_fits(3 * 4 * width * height, f"decoding {path} ({width}x{height})", "use a smaller image")
-            image = image.convert("RGB")
+            image = rgb_image(image)  # 16-bit greyscale scaled to 8 bits, not clipped
             if size is not None and image.size != (size, size):
                 image = image.resize((size, size), Image.Resampling.BILINEAR)
             return np.asarray(image, dtype=np.uint8)
@@ -134,22 +181,57 @@ def read_image(path, size: int | None = None) -> np.ndarray:
     return _read_image(_existing(path, "file"), size)
 
 
+def _is_image_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES  # follows symlinks
+    except OSError:  # a link into a folder we may not read
+        return False
+
+
+def list_image_folder(root: Path) -> tuple[list[str], list[list[str]], str | None]:
+    """(class names, each class's image file names, both sorted; a one-line note naming what is left out).
+
+    Left out and counted: every entry of a class folder that is not an image file (other files,
+    subfolders, broken links) and image files directly under `root`, outside any class. Hidden
+    names (".DS_Store", ".git") are ignored silently, as are other files under `root` (a README)."""
+    with os.scandir(root) as entries:
+        top = list(entries)
+    classes = sorted(e.name for e in top if e.is_dir() and not e.name.startswith("."))
+    if not classes:
+        raise DatasetError(f"{root}: an image folder needs one subfolder per class; found none")
+    left_out = sorted(e.name for e in top if not e.name.startswith(".") and _is_image_file(e))
+    found = []
+    for name in classes:
+        with os.scandir(root / name) as entries:
+            images, other = [], []
+            for e in entries:
+                if _is_image_file(e):
+                    images.append(e.name)
+                elif not e.name.startswith("."):
+                    other.append(f"{name}/{e.name}" + ("/" if e.is_dir() else ""))
+        found.append(sorted(images))
+        left_out += sorted(other)
+    if not any(found):
+        raise DatasetError(f"{root}: no image files ({', '.join(IMAGE_SUFFIXES)}) in its class folders")
+    note = None
+    if left_out:
+        note = (f"{root}: {len(left_out)} entries left out, not being an image file "
+                f"({', '.join(IMAGE_SUFFIXES)}) inside a class folder: {', '.join(left_out[:3])}"
+                f"{', ...' if len(left_out) > 3 else ''}")
+    return classes, found, note
+
+
 def load_image_folder(data_dir, size: int | None = None) -> Dataset:
     """One subfolder per class (sorted names = class order), images resized to size x size.
 
     Without `size` every image must already have the same height and width.
     """
     root = _existing(data_dir, "directory")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise DatasetError(f"{root}: an image folder needs one subfolder per class; found none")
-    files, labels = [], []
-    for label, name in enumerate(classes):
-        found = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        files += found
-        labels += [label] * len(found)
-    if not files:
-        raise DatasetError(f"{root}: no image files ({', '.join(IMAGE_SUFFIXES)}) in its class folders")
+    classes, found, note = list_image_folder(root)
+    if note:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    files = [root / name / f for name, names in zip(classes, found) for f in names]
+    labels = [label for label, names in enumerate(found) for _ in names]
     # Headers first: what the decoded images will take is known before the first one is decoded.
     sizes = [_image_size(file) for file in files]
     if size is None and len(set(sizes)) > 1:

@@ -16,7 +16,8 @@ A `DataSpec` is what `npxception train` records in its checkpoint, so that `eval
 `stream`: read a folder lazily through worker processes (`streaming/`) instead of into memory;
 None decides by size (`resolve_stream`), and the resolved value is what a checkpoint records.
 Streamed images are cropped to `image_size` (the Inception crop for training, the centre crop for
-evaluation); `skip_bad_images` drops unreadable files from a streamed set instead of stopping.
+evaluation); `skip_bad_images` drops unreadable files from a streamed set instead of stopping,
+and the samples a damaged shard lost (see README.md, "Every byte accounted for").
 
 `train_size` (and for cifar10 `val_size`) keep the first images only, for quick runs.
 """

@@ -71,6 +71,11 @@ def load_checkpoint(path, *, require_meta: bool = True) -> tuple[dict[str, dict[
         path = path / "checkpoint.npz"
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    # np.load takes anything that is not a zip or .npy for a pickle and suggests allow_pickle=True:
+    # advice that would run code from a file we cannot read. A checkpoint is a zip, whatever else.
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: cannot read checkpoint (not an .npz zip archive of arrays: "
+                              f"{path.stat().st_size} bytes of something else)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             if META not in archive.files and require_meta:
@@ -86,8 +91,17 @@ def load_checkpoint(path, *, require_meta: bool = True) -> tuple[dict[str, dict[
     except CheckpointError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, MemoryError) as e:
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}: {e})") from None
+        raise CheckpointError(f"{path}: cannot read checkpoint ({_reason(e)})") from None
     return groups, meta
+
+
+def _reason(e: Exception) -> str:
+    """One line on why an archive member cannot be read, without NumPy's allow_pickle advice."""
+    text = str(e)
+    if "pickle" in text:  # an object array, or a member that is a pickle: never in our checkpoints
+        return "it holds pickled Python objects, which a checkpoint never does; refused"
+    lines = text.strip().splitlines()
+    return f"{type(e).__name__}: {lines[0] if lines else 'no detail'}"
 
 
 GROUP = "model"

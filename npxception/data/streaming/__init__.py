@@ -1,6 +1,9 @@
 """Datasets bigger than memory: image folders and tar shards read lazily, decoded by worker processes.
 
     index.py       where each image is (paths or shard offsets), labels, class names; cached
+    shards.py      reading one tar shard, refusing truncation, links, duplicate keys, bad labels
+    cache.py       the index cache: atomic writes, fallback location, damaged or stale files rebuilt
+    fingerprint.py sizes, modification times and sampled content hashes for checkpoints
     decode.py      JPEG decoding at reduced DCT size (simplejpeg, Pillow's draft mode as fallback)
     transforms.py  the Inception crop + flip for training, the centre crop for evaluation
     pool.py        worker processes writing batches into shared memory

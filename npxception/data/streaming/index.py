@@ -11,30 +11,34 @@ Two layouts:
 Paths are kept as one UTF-8 blob with offsets rather than a list of str: a million entries
 take tens of MB and pickle to the worker processes in one piece.
 
-The index is cached beside the data (`.npxception-index.npz`, written atomically) or, where the
-data folder is read-only, under ~/.cache/npxception. A folder's cache is reused while the mtime
-of every class folder is unchanged (adding, removing or renaming a file changes it); a shard
-index while every shard's size and mtime are.
+The index is cached beside the data (`.npxception-index.npz` in an image folder,
+`.npxception-index-<hash of the shard list>.npz` beside shards; written atomically) or, where the
+data folder is read-only, under ~/.cache/npxception (cache.py). A folder's cache is reused while
+the mtime of every class folder is unchanged (adding, removing or renaming a file changes it); a
+shard index while every shard's size and mtime are. A damaged or stale cache is rebuilt, with a
+warning naming it.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
-import os
+import logging
 import re
-import tarfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..dataset import DatasetError
-from ..files import IMAGE_SUFFIXES
+from ..files import list_image_folder
+from .cache import cache_paths, load_cache, save_cache
+from .fingerprint import describe_files
+from .shards import SHARD_IMAGE_SUFFIXES, scan_shard
 
+log = logging.getLogger("npxception.data")
 CACHE_NAME = ".npxception-index.npz"
-CACHE_VERSION = 1
-SHARD_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,10 @@ class ImageIndex:
         return ImageIndex(self.kind, self.root, self.shards, blob, offsets, self.labels[rows],
                           self.class_names, pick(self.shard_ids), pick(self.offsets), pick(self.sizes))
 
+    def describe_files(self) -> dict:
+        """Sizes, modification times and a sampled content hash of the entries' files (fingerprint.py)."""
+        return describe_files(self)
+
 
 def _blob(names: list[str]) -> tuple[bytes, np.ndarray]:
     encoded = [n.encode("utf-8") for n in names]
@@ -82,56 +90,73 @@ def _blob(names: list[str]) -> tuple[bytes, np.ndarray]:
 
 # --------------------------------------------------------------------------- caching
 
-def _cache_paths(root: Path, key: str) -> list[Path]:
-    beside = root / CACHE_NAME if root.is_dir() else root.parent / f".npxception-index-{key[:16]}.npz"
-    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "npxception"
-    return [beside, home / f"index-{key[:32]}.npz"]
+def _key(parts: list[str]) -> str:
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
 
 
-def _load_cache(root: Path, key: str) -> ImageIndex | None:
-    for path in _cache_paths(root, key):
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                if int(f["version"]) != CACHE_VERSION or str(f["key"]) != key:
-                    continue
-                optional = {n: (f[n] if n in f.files else None) for n in ("shard_ids", "offsets", "sizes")}
-                return ImageIndex(str(f["kind"]), str(f["root"]), tuple(str(s) for s in f["shards"]),
-                                  f["names_blob"].tobytes(), f["name_offsets"], f["labels"],
-                                  tuple(str(c) for c in f["class_names"]), **optional)
-        except (OSError, KeyError, ValueError, EOFError):
-            continue
-    return None
-
-
-def _save_cache(root: Path, key: str, index: ImageIndex) -> None:
-    arrays = {"version": np.asarray(CACHE_VERSION), "key": np.asarray(key), "kind": np.asarray(index.kind),
-              "root": np.asarray(index.root), "shards": np.asarray(index.shards, dtype=str),
+def _to_arrays(index: ImageIndex, notes: list[str]) -> dict:
+    arrays = {"kind": np.asarray(index.kind), "root": np.asarray(index.root),
+              "shards": np.asarray(index.shards, dtype=str),
               "names_blob": np.frombuffer(index.names_blob, dtype=np.uint8), "name_offsets": index.name_offsets,
-              "labels": index.labels, "class_names": np.asarray(index.class_names, dtype=str)}
+              "labels": index.labels, "class_names": np.asarray(index.class_names, dtype=str),
+              "notes": np.asarray(notes, dtype=str)}
     for name in ("shard_ids", "offsets", "sizes"):
         if getattr(index, name) is not None:
             arrays[name] = getattr(index, name)
-    for path in _cache_paths(root, key):
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)  # atomic: a reader sees the old index or the new one
-            return
-        except OSError:
-            tmp.unlink(missing_ok=True)
+    return arrays
+
+
+def _from_arrays(a: dict) -> tuple[ImageIndex, list[str]]:
+    optional = {n: a.get(n) for n in ("shard_ids", "offsets", "sizes")}
+    index = ImageIndex(str(a["kind"]), str(a["root"]), tuple(str(s) for s in a["shards"]), a["names_blob"].tobytes(),
+                       a["name_offsets"], a["labels"], tuple(str(c) for c in a["class_names"]), **optional)
+    return index, [str(n) for n in a["notes"]]
+
+
+def _check(arrays: dict) -> None:
+    """Raise ValueError unless the cached arrays make a consistent index (a cache is not trusted)."""
+    index, _ = _from_arrays(arrays)
+    n, offsets = len(index.labels), index.name_offsets
+    if index.kind not in ("folder", "shards") or offsets.shape != (n + 1,) or n == 0:
+        raise ValueError(f"{n} labels with {offsets.shape} name offsets")
+    if offsets[0] != 0 or offsets[-1] != len(index.names_blob) or (np.diff(offsets) < 0).any():
+        raise ValueError("name offsets do not cover the names")
+    if index.labels.min() < 0 or index.labels.max() >= len(index.class_names):
+        raise ValueError("labels outside the class list")
+    if index.kind == "shards":
+        parts = (index.shard_ids, index.offsets, index.sizes)
+        if any(p is None or p.shape != (n,) for p in parts) or not 0 <= index.shard_ids.min() <= \
+                index.shard_ids.max() < len(index.shards):
+            raise ValueError("shard entries do not match the labels")
+
+
+def _cached(beside: Path, identity: str, key: str) -> ImageIndex | None:
+    arrays = load_cache(cache_paths(beside, identity), key, _check)
+    if arrays is None:
+        return None
+    index, notes = _from_arrays(arrays)
+    _tell(notes)  # what was left out is said on every run, not only the one that built the index
+    return index
+
+
+def _tell(notes: list[str]) -> None:
+    # One line for both the built and the cached index: Python shows a warning once per text and
+    # line, so a run that reads the index twice (deciding whether to stream, then loading) says it once.
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=1)  # this line, whichever path called
+
+
+def _store(beside: Path, identity: str, key: str, index: ImageIndex, notes: list[str]) -> None:
+    save_cache(cache_paths(beside, identity), key, _to_arrays(index, notes))
     # No writable place: the index is rebuilt next time, which is slower but still correct.
-
-
-def _key(parts: list[str]) -> str:
-    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
 
 
 # --------------------------------------------------------------------------- image folders
 
 def folder_index(data_dir, *, cache: bool = True) -> ImageIndex:
-    """The index of an image folder (one subfolder per class), from the cache when still valid."""
+    """The index of an image folder (one subfolder per class), from the cache when still valid.
+
+    Entries of the class folders that are not image files are left out with a warning naming them."""
     root = Path(data_dir).expanduser().resolve()
     if not root.is_dir():
         raise DatasetError(f"{root}: no such directory" if not root.exists() else
@@ -139,21 +164,19 @@ def folder_index(data_dir, *, cache: bool = True) -> ImageIndex:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DatasetError(f"{root}: an image folder needs one subfolder per class; found none")
+    identity = _key([f"folder {root}"])
     key = _key([f"folder {root}"] + [f"{c} {(root / c).stat().st_mtime_ns}" for c in classes])
-    if cache and (index := _load_cache(root, key)) is not None:
+    if cache and (index := _cached(root / CACHE_NAME, identity, key)) is not None:
         return index
-    names, labels = [], []
-    for label, name in enumerate(classes):
-        with os.scandir(root / name) as entries:
-            files = sorted(e.name for e in entries if e.is_file() and Path(e.name).suffix.lower() in IMAGE_SUFFIXES)
-        names.extend(f"{name}/{f}" for f in files)
-        labels.extend([label] * len(files))
-    if not names:
-        raise DatasetError(f"{root}: no image files ({', '.join(IMAGE_SUFFIXES)}) in its class folders")
+    classes, found, note = list_image_folder(root)
+    names = [f"{name}/{f}" for name, files in zip(classes, found) for f in files]
+    labels = [label for label, files in enumerate(found) for _ in files]
     blob, offsets = _blob(names)
     index = ImageIndex("folder", str(root), (), blob, offsets, np.asarray(labels, dtype=np.int64), tuple(classes))
+    notes = [note] if note else []
+    _tell(notes)
     if cache:
-        _save_cache(root, key, index)
+        _store(root / CACHE_NAME, identity, key, index, notes)
     return index
 
 
@@ -188,54 +211,27 @@ def shard_files(spec: str) -> list[Path]:
     return [f.resolve() for f in files]
 
 
-def _read_label(tar: tarfile.TarFile, member: tarfile.TarInfo, where: str) -> int:
-    text = tar.extractfile(member).read().decode("ascii", errors="replace").strip()
-    if not text.isdigit():
-        raise DatasetError(f"{where}:{member.name}: a .cls member must hold a non-negative integer label, "
-                           f"got {text[:20]!r}")
-    return int(text)
-
-
-def _scan_shard(path: Path, shard: int, rows: list) -> None:
-    """Append (key, member name, shard, offset, size, label) for every sample with an image and a label."""
-    images, labels = {}, {}
-    try:
-        with tarfile.open(path, "r:") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                base = member.name.rsplit("/", 1)[-1]
-                stem, dot, ext = base.partition(".")
-                key = member.name[:len(member.name) - len(base)] + stem
-                ext = "." + ext.lower() if dot else ""
-                if ext == ".cls":
-                    labels[key] = _read_label(tar, member, str(path))
-                elif ext in SHARD_IMAGE_SUFFIXES:
-                    images[key] = (member.name, member.offset_data, member.size)
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise DatasetError(f"{path}: cannot read as a tar shard ({type(e).__name__}: {e})") from None
-    unlabelled = [k for k in images if k not in labels]
-    if unlabelled:
-        raise DatasetError(f"{path}: sample {unlabelled[0]!r} has an image but no .cls label "
-                           f"({len(unlabelled)} such samples)")
-    for key, (name, offset, size) in images.items():
-        rows.append((name, shard, offset, size, labels[key]))
-
-
-def shard_index(spec: str, *, cache: bool = True) -> ImageIndex:
+def shard_index(spec: str, *, cache: bool = True, skip_bad: bool = False) -> ImageIndex:
     """The index of webdataset-style shards (`KEY.jpg` + `KEY.cls`), from the cache when valid.
 
-    Class names are "0".."K-1", K = the largest label + 1.
+    Class names are "0".."K-1", K = the largest label + 1. A truncated shard, a link member or an
+    incomplete sample is an error naming the shard (shards.py), or with `skip_bad` a logged warning
+    counting what is left out; such an index is not cached, so the warning comes again next time.
     """
     files = shard_files(spec)
     stats = [f.stat() for f in files]
+    identity = _key(["shards"] + [str(f) for f in files])
     key = _key(["shards"] + [f"{f} {s.st_size} {s.st_mtime_ns}" for f, s in zip(files, stats)])
     anchor = files[0].parent
-    if cache and (index := _load_cache(anchor, key)) is not None:
+    beside = anchor / f".npxception-index-{identity[:16]}.npz"
+    if cache and (index := _cached(beside, identity, key)) is not None:
         return index
     rows: list = []
+    notes = []
     for shard, path in enumerate(files):
-        _scan_shard(path, shard, rows)
+        notes += scan_shard(path, shard, rows, skip_bad)
+    for note in notes:
+        log.warning("%s", note)
     if not rows:
         raise DatasetError(f"{spec}: the shards hold no samples with an image ({', '.join(SHARD_IMAGE_SUFFIXES)}) "
                            "and a .cls label")
@@ -246,8 +242,8 @@ def shard_index(spec: str, *, cache: bool = True) -> ImageIndex:
                        np.asarray([r[1] for r in rows], dtype=np.int32),
                        np.asarray([r[2] for r in rows], dtype=np.int64),
                        np.asarray([r[3] for r in rows], dtype=np.int64))
-    if cache:
-        _save_cache(anchor, key, index)
+    if cache and not notes:
+        _store(beside, identity, key, index, [])
     return index
 
 

@@ -14,8 +14,8 @@ def spec_index(spec) -> ImageIndex:
     """The index of the folder or shards `spec` names."""
     if spec.dataset == "folder":
         return folder_index(spec.data_dir)
-    if spec.dataset == "shards":
-        return shard_index(spec.data_dir)
+    if spec.dataset == "shards":  # --skip-bad-images also leaves out what a damaged shard lost
+        return shard_index(spec.data_dir, skip_bad=spec.skip_bad_images)
     raise DatasetError(f"only the folder and shards datasets can be streamed, not {spec.dataset!r}")
 
 
