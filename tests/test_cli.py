@@ -169,3 +169,22 @@ def test_train_options_and_defaults_come_from_train_config():
     args = build_parser().parse_args(["train", "--eval-batch-size", "7", "--no-augment", "--decay-rate", "0.5"])
     assert dataclasses.asdict(train_config(args)) == {**dataclasses.asdict(TrainConfig.small()),
                                                       "eval_batch_size": 7, "augment": False, "decay_rate": 0.5}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--seed", "-1"], "--seed must be >= 0, got -1"),
+    (["train", "--max-steps", "0"], "--max-steps must be >= 1, got 0"),
+    (["train", "--width-multiplier", "0"], "--width-multiplier must be a finite number > 0, got 0.0"),
+    (["train", "--middle-blocks", "9"], "--middle-blocks must be in [0, 8], got 9"),
+    (["train", "--dropout", "1.5"], "--dropout must be in [0, 1), got 1.5"),
+    (["train", "--bn-momentum", "nan"], "--bn-momentum must be in [0, 1], got nan"),
+    (["train", "--bucket-mb", "0"], "--bucket-mb must be a finite number > 0, got 0.0"),
+    (["train", "--threads", "0"], "--threads must be in [1, "),
+    (["evaluate", "run", "--threads", "-2"], "--threads must be in [1, "),
+    (["summary", "--image-size", "0"], "--image-size must be >= 1, got 0"),
+    (["summary", "--num-classes", "0"], "--num-classes must be >= 1, got 0"),
+    (["gradcheck", "--tol", "-1"], "--tol must be a finite number > 0, got -1.0"),
+])
+def test_a_number_out_of_range_is_refused_naming_its_flag(capsys, argv, message):
+    """Before any work: a run with --seed -1 once failed with NumPy's "expected non-negative integer"."""
+    assert f"npxception {argv[0]}: error: {message}" in _error_line(capsys, argv)

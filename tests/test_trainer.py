@@ -144,6 +144,34 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path):
     assert all(np.isfinite(v).all() for v in groups["model"].values())
 
 
+def test_checkpoints_carry_their_format_and_a_newer_one_is_refused(data, straight, tmp_path):
+    from npxception.train.checkpoint import FORMAT_VERSION
+
+    groups, meta = load_checkpoint(straight[0] / "checkpoint.npz")
+    assert meta["format_version"] == FORMAT_VERSION
+    assert [h["skip_bad_images"] for h in meta["history"]] == [False, False]
+    trainer = _trainer(data, tmp_path)
+    with pytest.raises(CheckpointError, match=f"has format version {FORMAT_VERSION + 1}, newer than"):
+        trainer.restore(groups, {**meta, "format_version": FORMAT_VERSION + 1})
+    assert (trainer.epoch, trainer.batch) == (0, 0)
+
+
+def test_a_bad_image_is_named_with_its_epoch_and_batch_counted_from_one(tmp_path):
+    """As the progress bar and every other message count them (the loader's arguments count from 0)."""
+    from npxception.data import DatasetError, StreamingDataset
+    from npxception.data.streaming import folder_index
+    from tests.streaming_data import make_folder
+
+    root = make_folder(tmp_path / "images", 15)
+    (root / "class1" / "garbage.jpg").write_bytes(b"\xff\xd8 this is not a JPEG")
+    train = StreamingDataset(folder_index(root), 16, workers=0)
+    trainer = Trainer(_model(), train, make_shapes(8, 16, seed=1), TrainConfig(epochs=2, batch_size=4, seed=3),
+                      tmp_path / "run", quiet=True)
+    with pytest.raises(DatasetError, match=r"garbage\.jpg: .*\(batch (\d+) of epoch 1\)") as caught:
+        trainer.fit()
+    assert f"(batch {trainer.batch + 1} of epoch 1)" in str(caught.value)  # the batch after the last one done
+
+
 def test_restore_refuses_a_checkpoint_of_other_settings(data, tmp_path):
     _trainer(data, tmp_path, config=TrainConfig(**{**CONFIG.__dict__, "epochs": 1})).fit()
     groups, meta = load_checkpoint(tmp_path)

@@ -20,9 +20,9 @@ from __future__ import annotations
 import sys
 import warnings
 
-from ..data import DatasetError
 from .commands import cmd_evaluate, cmd_gradcheck, cmd_predict, cmd_summary
-from .common import CLIError
+from .common import CLIError, error_line
+from .options import check_ranges, set_threads
 from .parser import PRESETS, TRAIN_DEFAULTS, build_parser, given_train_options
 from .train import cmd_train
 
@@ -32,29 +32,11 @@ COMMANDS = {"evaluate": cmd_evaluate, "predict": cmd_predict, "summary": cmd_sum
 
 
 def _run(args, argv: list[str]) -> int:
-    if getattr(args, "threads", None) is not None:
-        from ..threads import set_num_threads
-
-        set_num_threads(args.threads)
-    if args.command == "train":
+    if args.command == "train":  # checked in its set-up, where the ranks of an MPI job agree on them
         return cmd_train(args, given_train_options(argv))
+    check_ranges(args)
+    set_threads(args)
     return COMMANDS[args.command](args)
-
-
-def _message(error: BaseException) -> str:
-    from ..train.config import SettingError
-
-    if isinstance(error, SettingError):  # a TrainConfig field is a --flag of the same name
-        return f"--{error.name.replace('_', '-')} {error.message}"
-    if isinstance(error, MemoryError):
-        detail = str(error) or "an allocation failed"
-        if type(error).__name__ == "ResourceError":
-            return detail
-        return (f"out of memory ({detail}); ask for less: fewer or smaller images (--train-size, "
-                "--image-size), a smaller --batch-size or model")
-    if isinstance(error, (CLIError, DatasetError, ValueError, TypeError, RuntimeError, OSError)):
-        return str(error) or type(error).__name__
-    return f"{type(error).__name__}: {error} (an unexpected error; --debug shows where)"
 
 
 def _one_line_warnings(message, category, filename, lineno, file=None, line=None) -> None:
@@ -80,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - the command line's promise: one line, never a traceback
         if debug:
             raise
-        print(f"npxception {args.command}: error: {_message(e)}", file=sys.stderr)
+        print(f"npxception {args.command}: error: {error_line(e)}", file=sys.stderr)
         return 1
     finally:
         warnings.showwarning = previous

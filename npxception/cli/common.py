@@ -1,4 +1,4 @@
-"""What the commands share: the one-line error type, progress lines, loading a finished run."""
+"""What the commands share: the one-line errors, progress lines, loading a finished run."""
 
 from __future__ import annotations
 
@@ -7,6 +7,24 @@ import sys
 
 class CLIError(Exception):
     """A usage problem reported as one line."""
+
+
+def error_line(error: BaseException) -> str:
+    """The one line an error is reported as (after "npxception COMMAND: error: ")."""
+    from ..data import DatasetError
+    from ..train.config import SettingError
+
+    if isinstance(error, SettingError):  # a TrainConfig field is a --flag of the same name
+        return f"--{error.name.replace('_', '-')} {error.message}"
+    if isinstance(error, MemoryError):
+        detail = str(error) or "an allocation failed"
+        if type(error).__name__ == "ResourceError":
+            return detail
+        return (f"out of memory ({detail}); ask for less: fewer or smaller images (--train-size, "
+                "--image-size), a smaller --batch-size or model")
+    if isinstance(error, (CLIError, DatasetError, ValueError, TypeError, RuntimeError, OSError)):
+        return str(error) or type(error).__name__
+    return f"{type(error).__name__}: {error} (an unexpected error; --debug shows where)"
 
 
 def say(quiet: bool, line: str) -> None:
@@ -18,8 +36,10 @@ def load_run(checkpoint: str, backend: str | None):
     from ..models.config import XceptionConfig
     from ..models.xception import Xception
     from ..train import load_checkpoint
+    from ..train.checkpoint import checkpoint_format
 
     groups, meta = load_checkpoint(checkpoint)
+    checkpoint_format(meta, checkpoint)
     if not isinstance(meta.get("model_config"), dict):
         raise CLIError(f"{checkpoint}: this checkpoint does not record its model configuration")
     if "model" not in groups:

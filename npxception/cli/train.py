@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..backends import default_backend
 from ..data import DataSpec
 from ..resources import check_fits
 from ..train.config import TrainConfig
-from .common import CLIError, say
+from .common import CLIError, error_line, say
+from .options import check_ranges, set_threads
 
 # Options that change how this process runs, not what it computes: honoured on --resume.
 RUN_OPTIONS = {"quiet", "threads", "resume", "bucket_mb", "workers", "max_steps"}
+# Options a resume may turn on although they change what the run computes, because they are the way
+# forward from the error that stopped it (an unreadable image advises --skip-bad-images). The run
+# records them: its first line, the checkpoint's data and every later epoch's metrics say so.
+RESUME_SWITCHES = {"skip_bad_images"}
 MODEL_OPTIONS = ("width_multiplier", "middle_blocks", "dropout", "bn_momentum")
 # data option -> DataSpec field
 DATA_OPTIONS = {"dataset": "dataset", "data_dir": "data_dir", "data_path": "data_path",
@@ -76,7 +81,7 @@ def _resume_conflicts(args, given: set[str], saved: dict, run_dir: Path) -> tupl
     apply to a run that already exists."""
     refused, ignored = [], []
     config, spec, model = saved["train_config"], saved.get("data", {}), saved.get("model_config", {})
-    for name in sorted(given - RUN_OPTIONS):
+    for name in sorted(given - RUN_OPTIONS - RESUME_SWITCHES):
         value, flag = getattr(args, name), "--" + name.replace("_", "-")
         if name in config:
             before = config[name]
@@ -101,13 +106,30 @@ def _resume_conflicts(args, given: set[str], saved: dict, run_dir: Path) -> tupl
     return refused, ignored
 
 
-def _resume(args, given: set[str]):
+@dataclass
+class _Resumed:
+    """What --resume reads from a run directory."""
+
+    groups: dict
+    saved: dict
+    run_dir: Path
+    spec: DataSpec
+    config: TrainConfig
+    model_config: object
+    notes: list[str] = field(default_factory=list)
+    skip_turned_on: bool = False
+
+
+def _resume(args, given: set[str]) -> _Resumed:
+    """The checkpoint of --resume DIR, its settings, and the options that cannot apply to it."""
     from ..models.config import XceptionConfig
     from ..train import load_checkpoint
+    from ..train.checkpoint import checkpoint_format
 
     groups, saved = load_checkpoint(args.resume)
     run_dir = Path(args.resume)
     run_dir = run_dir.parent if run_dir.is_file() else run_dir
+    checkpoint_format(saved, str(run_dir))
     for key in ("train_config", "model_config", "data", "backend", "epoch"):
         if key not in saved:
             raise CLIError(f"{run_dir}: the checkpoint does not record its {key.replace('_', ' ')}; "
@@ -119,10 +141,14 @@ def _resume(args, given: set[str]):
     if refused:
         raise CLIError(f"--resume continues {run_dir} with its own settings; these options contradict them: "
                        f"{'; '.join(refused)}. Leave them out, or start a new run with --out")
+    resumed = _Resumed(groups, saved, run_dir, DataSpec(**saved["data"]), config,
+                       XceptionConfig(**saved["model_config"]))
     if ignored:
-        print(f"npxception train: note: {', '.join(ignored)} ignored on --resume (the checkpoint's "
-              "settings are used)", file=sys.stderr)
-    return groups, saved, run_dir, DataSpec(**saved["data"]), config, XceptionConfig(**saved["model_config"])
+        resumed.notes.append(f"{', '.join(ignored)} ignored on --resume (the checkpoint's settings are used)")
+    if "skip_bad_images" in given and args.skip_bad_images and not resumed.spec.skip_bad_images:
+        resumed.spec = dataclasses.replace(resumed.spec, skip_bad_images=True)
+        resumed.skip_turned_on = True
+    return resumed
 
 
 def cmd_train(args, given: set[str]) -> int:
@@ -139,46 +165,90 @@ def _is_root(dist) -> bool:
     return dist is None or dist.is_root
 
 
-def _resume_distributed(dist, saved: dict, run_dir: Path) -> None:
-    """Resume with the run's own sync-BN and reduction; another process count only with sync-BN."""
-    before = saved.get("distributed", {"world_size": 1, "sync_bn": False})
-    dist.sync_bn = bool(before.get("sync_bn", False))
-    dist.reduction = before.get("reduction", dist.reduction)
-    if before["world_size"] != dist.size and not dist.sync_bn:
-        raise CLIError(f"{run_dir} was trained on {before['world_size']} process(es) without --sync-bn; "
-                       f"on {dist.size} its batch-norm statistics would change: resume it on "
-                       f"{before['world_size']}")
+def _resume_world(dist, resumed: _Resumed) -> None:
+    """The one rule for every number of processes (train/resume.py check_same_world); the run keeps
+    its own reduction."""
+    from ..train.resume import check_same_world
+
+    size = 1 if dist is None else dist.size
+    sync_bn, note = check_same_world(resumed.saved, size, resumed.config.batch_size, resumed.run_dir)
+    if dist is not None:
+        dist.sync_bn = sync_bn
+        dist.reduction = resumed.saved.get("distributed", {}).get("reduction", dist.reduction)
+    if note:
+        resumed.notes.append(note)
+
+
+@dataclass
+class _Job:
+    """A trainer ready for its first step, and what the run says before it."""
+
+    trainer: object
+    run_dir: Path
+    first_line: str
+    notes: list[str]
 
 
 def _train(args, given: set[str], dist) -> int:
-    from ..data import load_split, resolve_stream
+    run_dir = _new_run_dir(args, dist)
+    try:
+        job = _set_up(args, given, dist, run_dir)
+    except Exception as error:
+        if dist is not None:  # the other ranks wait in the agreement below: meet them with the error
+            dist.agree_set_up(error_line(error))  # raises AgreedError on every rank
+        raise
+    if dist is not None:
+        dist.agree_set_up(None)
+    return _fit(args, job, dist)
+
+
+def _new_run_dir(args, dist) -> Path | None:
+    """A new run's directory (None on --resume), rank 0's on every rank: the ranks may start in
+    different seconds. The one collective before the set-up, so every rank calls it, resuming or
+    not, before anything that can fail; a rank whose rank 0 resumes keeps its own name, and the
+    comparison before the first step tells them apart."""
+    run_dir = None if args.resume else Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    if dist is not None:
+        run_dir = dist.bcast_object(run_dir) or run_dir
+    return run_dir
+
+
+def _new_run(args, run_dir: Path):
+    """(spec, config, backend) of a fresh run from the options."""
+    from ..data import resolve_stream
+
+    if (run_dir / "checkpoint.npz").exists():
+        raise CLIError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+                       "or choose another --out")
+    spec, config = resolve_stream(data_spec(args)), train_config(args)
+    if spec.stream and spec.image_size is None:  # streamed images are cropped to the model's size
+        from ..models.config import XceptionConfig
+
+        spec = dataclasses.replace(spec, image_size=getattr(XceptionConfig, args.preset)().input_shape[0])
+    backend = default_backend() if args.backend == "auto" else args.backend
+    return spec, config, backend
+
+
+def _set_up(args, given: set[str], dist, run_dir: Path | None) -> _Job:
+    """Everything before the first step: options, data, model, trainer, and the checkpoint on --resume."""
+    from ..data import describe_dataset, load_split
     from ..models.xception import Xception
-    from ..train import Trainer, TrainingInterrupted
-    from ..data import describe_dataset
+    from ..train import Trainer
     from ..train.resume import check_same_data
 
+    check_ranges(args)
+    set_threads(args)
+    resumed = None
     if args.resume:
-        groups, saved, run_dir, spec, config, model_cfg = _resume(args, given)
-        backend = saved["backend"]
-        if dist is not None:
-            _resume_distributed(dist, saved, run_dir)
+        resumed = _resume(args, given)
+        _resume_world(dist, resumed)
+        run_dir, spec, config, model_cfg = resumed.run_dir, resumed.spec, resumed.config, resumed.model_config
+        backend = resumed.saved["backend"]
     else:
-        run_dir = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
-        if dist is not None:  # the ranks may start in different seconds: rank 0's name
-            run_dir = dist.bcast_object(run_dir)
-        if (run_dir / "checkpoint.npz").exists():
-            raise CLIError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
-                           "or choose another --out")
-        spec, config = resolve_stream(data_spec(args)), train_config(args)
-        if spec.stream and spec.image_size is None:  # streamed images are cropped to the model's size
-            from ..models.config import XceptionConfig
-
-            spec = dataclasses.replace(spec, image_size=getattr(XceptionConfig, args.preset)().input_shape[0])
-        backend = default_backend() if args.backend == "auto" else args.backend
-        model_cfg = None
+        (spec, config, backend), model_cfg = _new_run(args, run_dir), None
     train_data, val_data = load_split(spec, args.workers)
-    if args.resume:  # before the model is built: a class added to the data is refused by name
-        check_same_data(saved, {"train": describe_dataset(train_data), "val": describe_dataset(val_data)})
+    if resumed:  # before the model is built: a class added to the data is refused by name
+        check_same_data(resumed.saved, {"train": describe_dataset(train_data), "val": describe_dataset(val_data)})
     if model_cfg is None:
         model_cfg = model_config(args, train_data)
     check_model_fits(model_cfg, config.batch_size)
@@ -189,23 +259,39 @@ def _train(args, given: set[str], dist) -> int:
             "data": spec.to_dict(), "class_names": list(train_data.class_names)}
     if dist is not None:
         meta["distributed"] = dist.describe()
-    root = _is_root(dist)
-    trainer = Trainer(model, train_data, val_data, config, run_dir, quiet=args.quiet or not root,
+    trainer = Trainer(model, train_data, val_data, config, run_dir, quiet=args.quiet or not _is_root(dist),
                       extra_meta=meta, distributed=dist)
-    if args.resume:
-        trainer.restore(groups, saved)
-    tell = say if root else (lambda quiet, line: None)
+    if resumed:
+        trainer.restore(resumed.groups, resumed.saved)
+    return _Job(trainer, run_dir, _first_line(trainer, spec, resumed, dist), resumed.notes if resumed else [])
+
+
+def _first_line(trainer, spec: DataSpec, resumed: _Resumed | None, dist) -> str:
+    """What the run says before its first step: what trains on what, where, and how."""
+    train_data, val_data = trainer.loader.data, trainer.val_data
     world = "" if dist is None else f" on {dist.size} processes{' with sync-BN' if dist.sync_bn else ''}"
     loading = f"streamed from disk, {train_data.workers} data workers" if spec.stream else "in memory"
-    tell(args.quiet, f"{'resuming' if args.resume else 'training'} Xception "
-                     f"({model.num_params()['trainable']:,} parameters) on {spec.dataset} ({loading}): "
-                     f"{len(train_data)} training / {len(val_data)} validation images "
-                     f"{train_data.image_shape}, backend {backend}{world}; run directory {run_dir}")
+    if spec.skip_bad_images:
+        loading += ", skipping unreadable images" + (" from this resume on" if resumed and resumed.skip_turned_on
+                                                      else "")
+    return (f"{'resuming' if resumed else 'training'} Xception ({trainer.model.num_params()['trainable']:,} "
+            f"parameters) on {spec.dataset} ({loading}): {len(train_data)} training / {len(val_data)} validation "
+            f"images {train_data.image_shape}, backend {trainer.extra_meta['backend']}{world}; run directory "
+            f"{trainer.run_dir}")
+
+
+def _fit(args, job: _Job, dist) -> int:
+    from ..train import TrainingInterrupted
+
+    tell = say if _is_root(dist) else (lambda quiet, line: None)
+    tell(args.quiet, job.first_line)
+    for note in job.notes:  # on stderr, like warnings, also with --quiet
+        tell(False, f"npxception train: note: {note}")
+    run_dir, trainer = job.run_dir, job.trainer
     try:
         history = trainer.fit(args.max_steps)
     except TrainingInterrupted as e:
-        if root:
-            print(f"npxception train: {e}. Continue with: npxception train --resume {run_dir}", file=sys.stderr)
+        tell(False, f"npxception train: {e}. Continue with: npxception train --resume {run_dir}")
         return 128 + (e.signal or 2)  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
     if trainer.stopped_early:
         tell(args.quiet, f"stopped after --max-steps {args.max_steps}; continue with --resume {run_dir}")

@@ -74,6 +74,10 @@ class Communicator:
         """True on every rank when `flag` is True on at least one."""
         return bool(self.comm.allreduce(int(bool(flag)), op=self.MPI.MAX))
 
+    def gather_objects(self, obj) -> list:
+        """Every rank's `obj` (small and picklable), item r from rank r, on every rank."""
+        return self.comm.allgather(obj)
+
     def bcast_object(self, obj):
         """Rank 0's `obj` (picklable) on every rank."""
         return self.comm.bcast(obj, root=0)

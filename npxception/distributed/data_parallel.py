@@ -16,12 +16,15 @@ Only rank 0 writes (checkpoint, metrics.jsonl, plots) or shows a progress bar.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import json
 import time
 from collections.abc import Iterator
 
 import numpy as np
 
+from .agreement import entries, plan_differences, set_up_failures
 from .buckets import GradientBuckets
 from .comm import Communicator
 from .sync_bn import SyncBatchNorm
@@ -34,10 +37,16 @@ def shard_bounds(rows: int, size: int, rank: int) -> tuple[int, int]:
     return start, start + base + (1 if rank < extra else 0)
 
 
+def _layout(model) -> str:
+    """A digest of the model's weight names, shapes and types: its buckets and batch norms."""
+    layout = [(key, value.shape, str(value.dtype)) for key, value in sorted(model.state_dict().items())]
+    return hashlib.sha256(json.dumps(layout).encode()).hexdigest()[:16]
+
+
 class AgreedError(ValueError):
-    """A set-up error that every rank raises at the same point from the same inputs (the command
-    line and the data sizes). No rank waits in a collective, so the job ends without MPI_Abort:
-    rank 0 prints the one-line error and every rank exits with status 1."""
+    """An error every rank raises at the same point, from the same inputs or from values all ranks
+    gathered (agreement.py). No rank waits in a collective, so the job ends without MPI_Abort: rank 0
+    prints the one-line error and every rank exits with status 1, as one process does on an error."""
 
 
 class DataParallel:
@@ -83,8 +92,31 @@ class DataParallel:
             SyncBatchNorm(self.comm).attach(model)
         self._dropouts = [leaf for leaf in model.leaves() if hasattr(leaf, "first_sample")]
 
+    def agree_set_up(self, failure: str | None) -> None:
+        """Called by every rank at the end of its set-up with its one-line error (None: it succeeded);
+        AgreedError on every rank when any rank failed."""
+        line = set_up_failures(self.comm.gather_objects(failure))
+        if line is not None:
+            raise AgreedError(line)
+
+    def plan(self, trainer) -> dict:
+        """What must be the same on every rank for the ranks to make the same collectives: the data,
+        the settings, the step limit, where the run starts, and how gradients and batch norm travel."""
+        plan = {f"{split} data {key}": value for split, description in trainer.data_description.items()
+                for key, value in description.items()}
+        plan.update(dataclasses.asdict(trainer.config))
+        plan.update({"max_steps": trainer.max_steps, "steps per epoch": len(trainer.loader),
+                     "starts at": f"epoch {trainer.epoch + 1}, batch {trainer.batch + 1}",
+                     "skip_bad_images": trainer.skip_bad_images, "model layout": _layout(trainer.model),
+                     **self.describe()})
+        return plan
+
     def start(self, trainer) -> None:
-        """Before the first step (fresh or resumed): rank 0's weights everywhere, and the same run."""
+        """Before the first step (fresh or resumed): the same run on every rank (or AgreedError on
+        every rank), then rank 0's weights everywhere."""
+        line = plan_differences(self.comm.gather_objects(entries(self.plan(trainer))))
+        if line is not None:
+            raise AgreedError(line)
         model = trainer.model
         state = self.comm.bcast_arrays(model.state_dict())
         model.load_state_dict(state)
@@ -158,7 +190,8 @@ class DataParallel:
         """A rank that raises ends the whole job (MPI_Abort) with a message naming it and the cause.
 
         A Ctrl-C stop is agreed by all ranks at the same step (should_stop), so TrainingInterrupted
-        passes through and every rank exits normally after rank 0 saved the checkpoint.
+        passes through and every rank exits normally after rank 0 saved the checkpoint; so does an
+        AgreedError (a set-up error or ranks started differently), said once by rank 0.
         """
         from ..train import TrainingInterrupted
 

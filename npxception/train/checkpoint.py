@@ -1,5 +1,25 @@
-"""Checkpoints of a run: the format and its atomic writer live in `npxception.io.npz`."""
+"""Checkpoints of a run: the format and its atomic writer live in `npxception.io.npz`.
+
+The trainer's header carries `format_version`, so that a later npxception can tell which runs it
+can continue. Version 1 is every checkpoint written before the field existed (a header without it);
+version 2 adds the field itself and `skip_bad_images` in each history record. A reader accepts every
+version up to its own and refuses a newer one by name: it cannot know what that one means.
+"""
 
 from ..io.npz import CheckpointError, load_checkpoint, save_checkpoint
 
-__all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint"]
+__all__ = ["FORMAT_VERSION", "CheckpointError", "checkpoint_format", "load_checkpoint", "save_checkpoint"]
+
+FORMAT_VERSION = 2
+
+
+def checkpoint_format(meta: dict, source: str = "the checkpoint") -> int:
+    """The format version of a checkpoint's header (1 when absent); CheckpointError for one this
+    code cannot read. `source` names the file or run in the message."""
+    version = meta.get("format_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"{source} has format_version {version!r}; expected an integer >= 1")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{source} has format version {version}, newer than this npxception reads "
+                              f"(1 to {FORMAT_VERSION}); upgrade npxception to use it")
+    return version

@@ -60,6 +60,7 @@ class TrainConfig:
         _at_least(self, "epochs", 1)
         _at_least(self, "batch_size", 1)
         _at_least(self, "eval_batch_size", 1)
+        _at_least(self, "seed", 0)  # NumPy's generators take no negative seed, and would not say which
         if self.optimizer not in OPTIMIZERS:
             raise SettingError("optimizer", f"must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:

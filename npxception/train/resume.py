@@ -1,5 +1,6 @@
-"""What `Trainer.restore` checks before a checkpoint's contents reach the model: the data it was
-trained on, and every header field's type and range (arrays are checked by their owners)."""
+"""What a resume checks before a checkpoint's contents reach the model: the data it was trained on,
+the number of processes it may continue on, and every header field's type and range (arrays are
+checked by their owners)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ def check_same_data(meta: dict, description: dict) -> None:
         return
     for split in ("train", "val"):
         before, now = saved.get(split, {}), description[split]
-        changed = [f"{key}: {_brief(before.get(key))} (checkpoint) vs {_brief(now[key])}" for key in now
-                   if before.get(key) != _jsonish(now[key])]
+        # Only what the checkpoint recorded can be compared: a key that describe_dataset learnt
+        # after the checkpoint was written (a newer digest, file sizes) is missing from it and
+        # cannot be checked, so it is skipped rather than taken for a change of data.
+        changed = [f"{key}: {_brief(before[key])} (checkpoint) vs {_brief(now[key])}" for key in now
+                   if key in before and before[key] != _jsonish(now[key])]
         if changed:
             raise ValueError(f"the {split} data differs from the checkpoint's ({'; '.join(changed)}); "
                              "a resumed run must see the data it was trained on")
@@ -46,3 +50,36 @@ def meta_field(meta: dict, name: str, kind: type, low: int | None = None, high: 
         raise CheckpointError(f"checkpoint field {name!r} must be in [{low}, {'any' if high is None else high}], "
                               f"got {value}")
     return value
+
+
+def check_same_world(meta: dict, size: int, batch_size: int, run_dir) -> tuple[bool, str | None]:
+    """(sync_bn, note) for continuing the run of checkpoint `meta` on `size` processes (1 included);
+    ValueError, saying how to resume, when that would change what the run computes.
+
+    --batch-size is the global batch and a resume keeps it, so the number of processes changes
+    only each process's share of it and, with that, what batch norm averages over. One process
+    and sync-BN on any number average over the global batch: such a run resumes on any number of
+    processes (with sync-BN when there are several), the same arithmetic up to rounding, with a
+    note that it is not bit for bit the run it would have been. Without sync-BN on M > 1 processes
+    every statistic is over one process's B/M images: on another number, 1 included, the network
+    would train with other statistics than it learnt with, a run that is neither the old one nor a
+    new one. That is refused, as every other option that contradicts a checkpoint is on --resume.
+    """
+    saved = meta.get("distributed") or {"world_size": 1, "sync_bn": False}
+    trained_on = meta_field(saved, "world_size", int, 1)
+    global_statistics = trained_on == 1 or bool(saved.get("sync_bn", False))
+    if not global_statistics and size != trained_on:
+        raise ValueError(f"{run_dir} was trained on {trained_on} processes without --sync-bn: its batch-norm "
+                         f"statistics are over each process's share of the global batch of {batch_size}, and on "
+                         f"{_processes(size)} they would change; resume it with mpiexec -n {trained_on} "
+                         f"npxception train --resume {run_dir}")
+    if size == trained_on:
+        return global_statistics and size > 1, None
+    note = (f"{run_dir} was trained on {_processes(trained_on)}, resuming on {size}: the global batch of "
+            f"{batch_size} and its batch-norm statistics stay the same{' (sync-BN)' if size > 1 else ''}; "
+            "the results match an uninterrupted run to rounding, not bit for bit")
+    return size > 1, note
+
+
+def _processes(count: int) -> str:
+    return f"{count} process" if count == 1 else f"{count} processes"

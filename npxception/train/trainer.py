@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import re
 import signal
 import sys
 import threading
@@ -29,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import Dataset, describe_dataset, make_loader
-from .checkpoint import CheckpointError, save_checkpoint
+from ..data import Dataset, DatasetError, describe_dataset, make_loader
+from .checkpoint import FORMAT_VERSION, CheckpointError, checkpoint_format, save_checkpoint
 from .clipping import clip_by_global_norm
 from .config import TrainConfig
 from .ema import EMA
@@ -95,6 +96,8 @@ class Trainer:
         self.lock = RunLock(self.run_dir)
         self.quiet, self.extra_meta = quiet, dict(extra_meta or {})
         self.data_description = {"train": describe_dataset(train_data), "val": describe_dataset(val_data)}
+        # Recorded with every epoch: a run that had to drop unreadable images says from when on.
+        self.skip_bad_images = bool(getattr(train_data, "skip_bad", False))
         dtype = np.dtype(getattr(model, "dtype", np.float32))
         self.loader = make_loader(train_data, config.batch_size, shuffle=True, augment=config.augment,
                                   seed=config.seed, dtype=dtype)
@@ -105,6 +108,7 @@ class Trainer:
         self.ema = EMA(self.backend, config.ema_decay) if config.ema_decay > 0 else None
         self.log = MetricsLog(self.run_dir / METRICS)
         self.epoch, self.batch = 0, 0
+        self.max_steps: int | None = None  # the step limit of the fit() in progress
         self.running = _fresh_running()
         self.history: list[dict] = []
         self._stop = threading.Event()
@@ -143,17 +147,18 @@ class Trainer:
         Returns the history (one dict per finished epoch)."""
         if max_steps is not None and max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-        self._steps_left, self.stopped_early = max_steps, False
+        self.max_steps, self._steps_left, self.stopped_early = max_steps, max_steps, False
         previous = install_stop_handlers(self._on_signal)
         try:
             # One training per run directory: rank 0 holds the lock for a data-parallel run.
             with self.lock if self._writes else contextlib.nullcontext():
+                # First, before anything is written: ranks started differently stop here, together.
+                if self.dist is not None:
+                    self.dist.start(self)  # the same run on every rank, with rank 0's weights
                 # The metrics file may hold an epoch an earlier process finished after the checkpoint
                 # it was resumed from (or a whole earlier run): it restarts from this run's history.
                 if self._writes:
                     self.log.path.write_text("".join(_json_line(h) for h in self.history))
-                if self.dist is not None:
-                    self.dist.start(self)  # rank 0's weights on every rank, checked equal
                 while self.epoch < self.config.epochs and self._steps_left != 0:
                     if not self._train_epoch():
                         break
@@ -174,7 +179,7 @@ class Trainer:
         bar = tqdm(total=steps, initial=self.batch, disable=self.quiet or not self._writes, unit="batch",
                    leave=True, desc=f"epoch {epoch + 1}/{cfg.epochs}", dynamic_ncols=True)
         try:
-            for x, labels in self.loader.epoch(epoch, start=self.batch):
+            for x, labels in self._batches(epoch):
                 stop = self._stop.is_set()
                 if self.dist is not None:  # every rank stops at the same step
                     stop = self.dist.should_stop(stop)
@@ -202,6 +207,15 @@ class Trainer:
         finally:
             bar.close()
         return True
+
+    def _batches(self, epoch: int):
+        """The loader's batches of `epoch` from `self.batch` on. The loader counts epochs and batches
+        from 0 (its arguments); a person reads them as the progress bar shows them, from 1, so an
+        error that names the batch being read is told in those numbers."""
+        try:
+            yield from self.loader.epoch(epoch, start=self.batch)
+        except DatasetError as error:
+            raise DatasetError(_counted_from_one(str(error), epoch, self.batch)) from error
 
     def _step(self, x: np.ndarray, labels: np.ndarray, progress: float) -> tuple[float, int]:
         """One optimisation step; returns (loss, number of correct top-1 predictions)."""
@@ -251,6 +265,7 @@ class Trainer:
             "images_per_sec": r["seen"] / max(r["seconds"], 1e-9),
             "train_seconds": r["seconds"],
             "evaluated_with": "ema" if self.ema is not None else "weights",
+            "skip_bad_images": self.skip_bad_images,
         }
         self.history.append(record)
         if self._writes:
@@ -305,6 +320,7 @@ class Trainer:
             groups["ema"] = self.ema.state_dict()
         meta = {
             **self.extra_meta,
+            "format_version": FORMAT_VERSION,
             "train_config": dataclasses.asdict(self.config),
             "epoch": self.epoch, "batch": self.batch, "running": self.running,
             "history": self.history,
@@ -322,6 +338,7 @@ class Trainer:
         Everything read is checked against what this run must have (settings, data, every array's
         shape, counters in range) before any of it reaches a kernel; on failure nothing changes.
         """
+        checkpoint_format(meta)
         saved = TrainConfig.from_dict(meta_field(meta, "train_config", dict))
         if saved != self.config:
             raise ValueError("the checkpoint was written with different training settings: "
@@ -365,6 +382,11 @@ class Trainer:
 
 def _fresh_running() -> dict:
     return {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+
+
+def _counted_from_one(message: str, epoch: int, batch: int) -> str:
+    """`message` with the loader's "batch B of epoch E" (from 0) as "batch B+1 of epoch E+1"."""
+    return re.sub(rf"\bbatch {batch} of epoch {epoch}\b", f"batch {batch + 1} of epoch {epoch + 1}", message)
 
 
 def _json_line(record: dict) -> str:
