@@ -140,8 +140,15 @@ def _history(run_dir):
 def test_two_ranks_with_sync_bn_match_one_process_in_float32(runs):
     one, two = _history(runs["one"]), _history(runs["two"])
     assert len(one) == len(two) == 3
+    # The first epoch (3 steps) agrees to float32 rounding: measured 2e-4 relative in the training loss
+    # (batch statistics of 8 images per rank amplify rounding), 1e-6 in the validation loss. A rank that
+    # normalised with its own half-batch's statistics is off by 3e-2 in the training loss. Later epochs
+    # drift apart by host, about 10x per epoch (epoch 3: 1e-4 on an AVX2-only EPYC, 4e-6 on an AVX-512
+    # host); the float64 test below checks the arithmetic itself.
+    assert abs(one[0]["train_loss"] - two[0]["train_loss"]) <= 1e-3 * abs(one[0]["train_loss"]), (one[0], two[0])
+    assert abs(one[0]["val_loss"] - two[0]["val_loss"]) <= 1e-5 * abs(one[0]["val_loss"]), (one[0], two[0])
     for a, b in zip(one, two):
-        assert abs(a["val_loss"] - b["val_loss"]) <= 1e-4 * abs(a["val_loss"]), (a, b)
+        assert abs(a["val_loss"] - b["val_loss"]) <= 1e-3 * abs(a["val_loss"]), (a, b)
     # Only rank 0 wrote: one metrics line per epoch.
     assert len((runs["two"] / "metrics.jsonl").read_text().splitlines()) == 3
 
