@@ -96,6 +96,19 @@ def test_the_recorded_keys_of_the_data_are_still_compared():
         check_same_data({"data_description": saved}, {**now, "train": {**now["train"], "digest": "c"}})
 
 
+def test_data_copied_without_its_modification_times_resumes_with_a_note():
+    from npxception.train.resume import check_same_data
+
+    saved = {"train": {"count": 20, "sizes_digest": "s", "mtimes_digest": "t", "content_digest": "c"},
+             "val": {"count": 10}}
+    copied = {**saved, "train": {**saved["train"], "mtimes_digest": "t2"}}
+    with pytest.warns(UserWarning, match="the train files' modification times differ .* sampled contents do not"):
+        check_same_data({"data_description": saved}, copied)
+    edited = {**saved, "train": {**copied["train"], "content_digest": "c2"}}
+    with pytest.raises(ValueError, match="mtimes_digest: 't' .* content_digest: 'c' \\(checkpoint\\) vs 'c2'"):
+        check_same_data({"data_description": saved}, edited)
+
+
 # --------------------------------------------------------------------------- after a bad image
 
 @pytest.fixture()

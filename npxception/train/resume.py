@@ -4,7 +4,13 @@ checked by their owners)."""
 
 from __future__ import annotations
 
+import warnings
+
 from .checkpoint import CheckpointError
+
+# A copy of the data made without keeping modification times (`cp -r`) changes these alone; with the
+# names, sizes and sampled contents unchanged, that is noted rather than refused.
+TIMES_ONLY = frozenset({"mtimes_digest"})
 
 
 def check_same_data(meta: dict, description: dict) -> None:
@@ -22,11 +28,15 @@ def check_same_data(meta: dict, description: dict) -> None:
         # Only what the checkpoint recorded can be compared: a key that describe_dataset learnt
         # after the checkpoint was written (a newer digest, file sizes) is missing from it and
         # cannot be checked, so it is skipped rather than taken for a change of data.
-        changed = [f"{key}: {_brief(before[key])} (checkpoint) vs {_brief(now[key])}" for key in now
-                   if key in before and before[key] != _jsonish(now[key])]
-        if changed:
-            raise ValueError(f"the {split} data differs from the checkpoint's ({'; '.join(changed)}); "
+        changed = [key for key in now if key in before and before[key] != _jsonish(now[key])]
+        if any(key not in TIMES_ONLY for key in changed):
+            listed = "; ".join(f"{key}: {_brief(before[key])} (checkpoint) vs {_brief(now[key])}" for key in changed)
+            raise ValueError(f"the {split} data differs from the checkpoint's ({listed}); "
                              "a resumed run must see the data it was trained on")
+        if changed:
+            warnings.warn(f"the {split} files' modification times differ from the checkpoint's, their names, sizes "
+                          "and sampled contents do not (copied without keeping times?): resuming", UserWarning,
+                          stacklevel=2)
 
 
 def _brief(value) -> str:

@@ -15,7 +15,8 @@ Cheap by design: one stat per file, and at most MAX_CONTENT_SAMPLES x 2 x CONTEN
 (32 MiB), whatever the dataset's size. What it cannot see: a file rewritten with the same size and
 modification time (`touch -r`, some copy tools) whose bytes changed only outside the hashed ends,
 or in an image that is not among the hashed ones. Copying the data elsewhere without keeping
-modification times (`cp -r` rather than `cp -a` or `rsync -a`) changes "mtimes_digest" alone.
+modification times (`cp -r` rather than `cp -a` or `rsync -a`) changes "mtimes_digest" alone, which
+a resume notes rather than refuses (npxception/train/resume.py).
 """
 
 from __future__ import annotations
