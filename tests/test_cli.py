@@ -188,3 +188,17 @@ def test_train_options_and_defaults_come_from_train_config():
 def test_a_number_out_of_range_is_refused_naming_its_flag(capsys, argv, message):
     """Before any work: a run with --seed -1 once failed with NumPy's "expected non-negative integer"."""
     assert f"npxception {argv[0]}: error: {message}" in _error_line(capsys, argv)
+
+
+def test_runs_started_in_the_same_second_get_their_own_default_directory(tmp_path, monkeypatch, capsys):
+    import npxception.cli.train as cli_train
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli_train.time, "strftime", lambda fmt: "20261203-120000")
+    argv = ["train", "--preset", "tiny", "--backend", "numpy", "--train-size", "20", "--val-size", "10",
+            "--image-size", "16", "--batch-size", "10", "--max-steps", "1", "--quiet"]
+    assert main(argv) == 0 and main(argv) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["20261203-120000", "20261203-120000-2"]
+    assert all((tmp_path / "runs" / name / "checkpoint.npz").exists() for name in ("20261203-120000",
+                                                                                   "20261203-120000-2"))

@@ -207,10 +207,21 @@ def _new_run_dir(args, dist) -> Path | None:
     different seconds. The one collective before the set-up, so every rank calls it, resuming or
     not, before anything that can fail; a rank whose rank 0 resumes keeps its own name, and the
     comparison before the first step tells them apart."""
-    run_dir = None if args.resume else Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    run_dir = None if args.resume else Path(args.out) if args.out else default_run_dir(Path("runs"))
     if dist is not None:
         run_dir = dist.bcast_object(run_dir) or run_dir
     return run_dir
+
+
+def default_run_dir(root: Path) -> Path:
+    """root/<date-time>, or root/<date-time>-2, -3, ... when a run started in the same second took it
+    (two runs never share a directory: the run lock refuses the second of two that race for a name)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate, n = root / stamp, 1
+    while candidate.exists():
+        n += 1
+        candidate = root / f"{stamp}-{n}"
+    return candidate
 
 
 def _new_run(args, run_dir: Path):
