@@ -1,174 +1,338 @@
 """Checks for the tutorials' "your turn" exercises.
 
-Each `check_*` function takes the student's function, compares it with an independent reference
-(usually `npxception.ops`), prints the error against a stated target and raises AssertionError
-when the error is above it. The notebooks call them right after each exercise; the tests in this
-folder call them on the functions in `exercises/nbNN.py` (`pytest tutorials/exercises`).
+Each `check_*` function takes the student's function and first reads it (`grading.audit`: no call
+into `npxception.ops`, the backends, the optimizers or the solutions; for the Numba and CUDA
+exercises, the loops that make them parallel), then compares its results with an independent
+reference (usually `npxception.ops`) case by case, prints the worst error against a stated target
+and raises AssertionError naming every output and case that missed it. The notebooks call them
+right after each exercise; the tests in this folder call them on the functions in
+`exercises/nbNN.py` (`pytest tutorials/exercises`).
 """
 
 from __future__ import annotations
 
+import ast
 import itertools
 import math
 
 import numpy as np
 
+from exercises import grading
+from exercises.grading import audit, refuse
 from npxception import ops
 
 
-def report(name: str, error: float, target: float) -> None:
-    """Print `name`'s error against its target; raise AssertionError when it misses the target.
+class Grade:
+    """The errors of one exercise, per output and case, against one target.
 
-    Returns nothing, so that a check as the last line of a notebook cell prints only its line.
+    `done()` prints one line (so that a check as the last line of a cell prints only that) and
+    raises AssertionError listing each (output, case) above the target.
     """
-    ok = bool(error <= target)
-    print(f"{name}: error {error:.1e} (target <= {target:.0e}): {'ok' if ok else 'TOO LARGE'}")
-    if not ok:
-        raise AssertionError(f"{name}: error {error:.3g} is above the target {target:.0e}")
+
+    def __init__(self, name: str, target: float):
+        self.name, self.target, self.worst, self.failures = name, target, 0.0, []
+
+    def add(self, output: str, case: str, error: float) -> None:
+        error = float(error)
+        if not error <= self.worst:              # NaN counts as the worst
+            self.worst = error
+        if not error <= self.target:
+            self.failures.append(f"{output} is wrong for {case} (error {error:.3g})")
+
+    def fail(self, output: str, case: str, why: str) -> None:
+        self.worst = math.inf
+        self.failures.append(f"{output} for {case}: {why}")
+
+    def compare(self, output: str, case: str, mine, expected, relative: bool = False) -> None:
+        mine, expected = np.asarray(mine, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+        if mine.shape != expected.shape:
+            self.fail(output, case, f"shape {mine.shape}, expected {expected.shape}")
+            return
+        error = float(np.abs(mine - expected).max()) if mine.size else 0.0
+        if relative:
+            error /= max(float(np.abs(expected).max()), 1e-30)
+        self.add(output, case, error)
+
+    def done(self) -> None:
+        ok = not self.failures
+        print(f"{self.name}: error {self.worst:.1e} (target <= {self.target:.0e}): {'ok' if ok else 'TOO LARGE'}")
+        if not ok:
+            shown = "; ".join(self.failures[:6]) + (f"; and {len(self.failures) - 6} more"
+                                                     if len(self.failures) > 6 else "")
+            raise AssertionError(f"{self.name}: above the target {self.target:.0e}: {shown}")
 
 
-def max_abs(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise AssertionError(f"shape {a.shape}, expected {b.shape}")
-    return float(np.abs(a - b).max()) if a.size else 0.0
-
-
-def max_rel(a, b) -> float:
-    return max_abs(a, b) / max(float(np.abs(np.asarray(b, dtype=np.float64)).max()), 1e-30)
+def shape(a) -> str:
+    return "x".join(str(d) for d in np.shape(a))
 
 
 # --------------------------------------------------------------------------- notebook 1
 def check_cost_ratio(cost_ratio) -> None:
     # The closed form M / Cout + M / k^2, against the student's count of weights.
-    error = 0.0
+    audit(cost_ratio, "cost_ratio")
+    grade = Grade("cost_ratio", 1e-12)
     for k, c_in, c_out, m in [(3, 64, 128, 1), (3, 728, 728, 1), (5, 32, 64, 2), (7, 16, 48, 3), (1, 8, 8, 1)]:
-        error = max(error, abs(cost_ratio(k, c_in, c_out, m) - (m / c_out + m / k**2)))
-    report("cost_ratio", error, 1e-12)
+        grade.add("the ratio", f"k {k}, Cin {c_in}, Cout {c_out}, multiplier {m}",
+                  abs(cost_ratio(k, c_in, c_out, m) - (m / c_out + m / k**2)))
+    grade.done()
 
 
 def check_depthwise_strided(depthwise_strided) -> None:
+    audit(depthwise_strided, "depthwise_strided")
     rng = np.random.default_rng(11)
-    error = 0.0
-    for shape, k, m, s in [((2, 9, 10, 3), 3, 1, 2), ((1, 11, 8, 2), 3, 2, 3), ((2, 7, 7, 4), 5, 1, 1),
-                           ((1, 8, 9, 2), 2, 3, 2)]:
-        x, w = rng.standard_normal(shape), rng.standard_normal((k, k, shape[3], m))
-        error = max(error, max_abs(depthwise_strided(x, w, s), ops.depthwise_conv2d(x, w, stride=s)))
-    report("depthwise_strided", error, 1e-12)
+    grade = Grade("depthwise_strided", 1e-12)
+    for dims, k, m, s in [((2, 9, 10, 3), 3, 1, 2), ((1, 11, 8, 2), 3, 2, 3), ((2, 7, 7, 4), 5, 1, 1),
+                          ((1, 8, 9, 2), 2, 3, 2)]:
+        x, w = rng.standard_normal(dims), rng.standard_normal((k, k, dims[3], m))
+        grade.compare("y", f"stride {s}, multiplier {m}, x {shape(x)}, {k}x{k} kernel",
+                      depthwise_strided(x, w, s), ops.depthwise_conv2d(x, w, stride=s))
+    grade.done()
 
 
 def check_separable_kernel(separable_kernel) -> None:
+    audit(separable_kernel, "separable_kernel")
     rng = np.random.default_rng(12)
-    error = 0.0
+    grade = Grade("separable_kernel", 1e-12)
     for c_in, m, c_out in [(4, 1, 6), (3, 2, 5), (2, 3, 7)]:
+        case = f"multiplier {m}, {c_in} -> {c_out} channels"
         x = rng.standard_normal((2, 6, 7, c_in))
         d, p = rng.standard_normal((3, 3, c_in, m)), rng.standard_normal((1, 1, c_in * m, c_out))
-        kernel = separable_kernel(d, p)
-        error = max(error, max_abs(ops.conv2d(x, kernel), ops.separable_conv2d(x, d, p)))
+        kernel = np.asarray(separable_kernel(d, p))
+        if kernel.shape != (3, 3, c_in, c_out):
+            grade.fail("K", case, f"shape {kernel.shape}, expected {(3, 3, c_in, c_out)}")
+            continue
+        grade.compare("conv2d(x, K)", case, ops.conv2d(x, kernel), ops.separable_conv2d(x, d, p))
         for c in range(c_in):  # rank <= M: the factorization's constraint
-            rank = np.linalg.matrix_rank(np.asarray(kernel)[:, :, c, :].reshape(9, c_out))
+            rank = np.linalg.matrix_rank(kernel[:, :, c, :].reshape(9, c_out))
             if rank > m:
-                raise AssertionError(f"separable_kernel: channel {c} has rank {rank} > M = {m}")
-    report("separable_kernel", error, 1e-12)
+                grade.fail("K", case, f"channel {c}'s spatial patterns have rank {rank} > M = {m}")
+    grade.done()
 
 
 # --------------------------------------------------------------------------- notebook 2
 def check_depthwise_backward_strided(depthwise_backward_strided) -> None:
+    audit(depthwise_backward_strided, "depthwise_backward_strided")
     rng = np.random.default_rng(21)
-    error = 0.0
-    for shape, k, m, s in [((2, 9, 8, 3), 3, 1, 2), ((1, 10, 11, 2), 3, 2, 3), ((2, 7, 6, 2), 3, 1, 1)]:
-        x, w = rng.standard_normal(shape), rng.standard_normal((k, k, shape[3], m))
+    grade = Grade("depthwise_backward_strided (dx and dw)", 1e-12)
+    for dims, k, m, s in [((2, 9, 8, 3), 3, 1, 2), ((1, 10, 11, 2), 3, 2, 3), ((2, 7, 6, 2), 3, 1, 1)]:
+        x, w = rng.standard_normal(dims), rng.standard_normal((k, k, dims[3], m))
         dy = rng.standard_normal(ops.depthwise_conv2d(x, w, stride=s).shape)
+        case = f"stride {s}, multiplier {m}, x {shape(x)}, {k}x{k} kernel"
         mine = depthwise_backward_strided(dy, x, w, s)
-        theirs = ops.depthwise_conv2d_backward(dy, x, w, stride=s)
-        error = max(error, max_abs(mine[0], theirs[0]), max_abs(mine[1], theirs[1]))
-    report("depthwise_backward_strided (dx and dw)", error, 1e-12)
+        for output, a, b in zip(("dx", "dw"), mine, ops.depthwise_conv2d_backward(dy, x, w, stride=s)):
+            grade.compare(output, case, a, b)
+    grade.done()
 
 
 def check_batch_norm_backward(batch_norm_backward_train) -> None:
+    audit(batch_norm_backward_train, "batch_norm_backward_train")
     rng = np.random.default_rng(22)
-    error = 0.0
-    for shape in [(4, 3, 3, 2), (2, 5, 4, 3)]:
-        c = shape[3]
-        x, dy = rng.standard_normal(shape) * 2 + 1, rng.standard_normal(shape)
+    grade = Grade("batch_norm_backward_train (dx, dgamma, dbeta)", 1e-12)
+    for dims in [(4, 3, 3, 2), (2, 5, 4, 3)]:
+        c = dims[3]
+        x, dy = rng.standard_normal(dims) * 2 + 1, rng.standard_normal(dims)
         gamma, beta = rng.uniform(0.5, 1.5, c), rng.standard_normal(c)
         mine = batch_norm_backward_train(dy, x, gamma, 1e-3)
         theirs = ops.batch_norm_backward(dy, x, gamma, beta, np.zeros(c), np.ones(c), training=True,
                                          epsilon=1e-3)
-        error = max(error, *(max_abs(a, b) for a, b in zip(mine, theirs)))
-    report("batch_norm_backward_train (dx, dgamma, dbeta)", error, 1e-12)
+        for output, a, b in zip(("dx", "dgamma", "dbeta"), mine, theirs):
+            grade.compare(output, f"x {shape(x)}", a, b)
+    grade.done()
 
 
 def check_softmax_cross_entropy_backward(softmax_cross_entropy_backward) -> None:
+    audit(softmax_cross_entropy_backward, "softmax_cross_entropy_backward")
     rng = np.random.default_rng(23)
+    grade = Grade("softmax_cross_entropy_backward", 1e-15)
     logits = rng.standard_normal((6, 5)) * 3
-    logits[0] += 800.0  # a naive exp overflows here
     labels = rng.integers(0, 5, 6)
-    mine = softmax_cross_entropy_backward(logits.copy(), labels)
-    error = max_abs(mine, ops.softmax_cross_entropy_backward(1.0, logits, labels))
-    report("softmax_cross_entropy_backward", error, 1e-15)
+    big = logits.copy()
+    big[0] += 800.0  # a naive exp overflows here
+    for case, z in [("logits of size 3", logits), ("a row of logits near 800 (exp overflows)", big)]:
+        grade.compare("dlogits", case, softmax_cross_entropy_backward(z.copy(), labels),
+                      ops.softmax_cross_entropy_backward(1.0, z, labels))
+    grade.done()
 
 
 # --------------------------------------------------------------------------- notebook 3
-def _with_threads(fn, counts):
+def _parallel_numba(fn, name: str) -> None:
+    # Parallelism is the point of these exercises: a plain function, a serial @njit or a range
+    # loop under parallel=True would pass every comparison of results.
+    audit(fn, name)
+    parallel = grading.numba_parallel(fn)
+    if parallel is None:
+        refuse(name, "it is not a Numba function: decorate it with @njit(parallel=True) and loop with prange")
+    if not parallel:
+        refuse(name, "it is compiled without parallel=True, so prange runs on one thread: "
+                     "use @njit(parallel=True)")
+    if not grading.prange_loops(fn):
+        refuse(name, "it has no prange loop: under parallel=True only prange splits a loop over threads")
+    problems = grading.races(fn)
+    if problems:
+        refuse(name, f"it races: {problems[0]}")
+
+
+def _threads_agree(grade: Grade, output: str, case: str, run, repeats: int = 4) -> np.ndarray:
+    """Run on 1 thread, then `repeats` times on 2, and require the same bits every time.
+
+    A race shows only where threads overlap, so the shapes are large and the comparison is
+    bitwise; the source check above catches the classic race even on a machine with one core.
+    """
     import numba
 
-    available = numba.get_num_threads()
-    results = []
+    before = numba.get_num_threads()
+    most = min(2, numba.config.NUMBA_NUM_THREADS)
     try:
-        for t in counts:
-            numba.set_num_threads(min(t, available))
-            results.append(fn())
+        numba.set_num_threads(1)
+        one = np.array(run())
+        numba.set_num_threads(most)
+        for k in range(repeats):
+            again = np.array(run())
+            if not np.array_equal(one, again):
+                grade.fail(output, case, f"run {k + 1} on {most} threads gives other bits than 1 thread "
+                                         "(a race, or a split that depends on the thread count)")
+                break
     finally:
-        numba.set_num_threads(available)
-    return results
+        numba.set_num_threads(before)
+    if most < 2:
+        print(f"  ({output}: Numba has 1 thread here, so only the source was checked for races)")
+    return one
 
 
 def check_input_grad_gather(input_grad_gather) -> None:
+    _parallel_numba(input_grad_gather, "input_grad_gather")
     rng = np.random.default_rng(31)
-    x, w = rng.standard_normal((3, 9, 8, 5)), rng.standard_normal((3, 3, 5, 1))
-    dy = rng.standard_normal(ops.depthwise_conv2d(x, w).shape)
-    expected = ops.depthwise_conv2d_backward(dy, x, w)[0]
-    one, many = _with_threads(lambda: input_grad_gather(dy, w, x.shape[1], x.shape[2]), (1, 64))
-    if not np.array_equal(one, many):
-        raise AssertionError("input_grad_gather: 1 thread and all threads give different bits")
-    report("input_grad_gather", max_abs(many, expected), 1e-12)
+    grade = Grade("input_grad_gather", 1e-12)
+    for dims, k in [((3, 9, 8, 5), 3), ((4, 34, 34, 8), 3), ((2, 12, 10, 3), 2)]:
+        x, w = rng.standard_normal(dims), rng.standard_normal((k, k, dims[3], 1))
+        dy = rng.standard_normal(ops.depthwise_conv2d(x, w).shape)
+        case = f"x {shape(x)}, {k}x{k} kernel"
+        dx = _threads_agree(grade, "dx", case, lambda dy=dy, w=w, x=x: input_grad_gather(dy, w, x.shape[1], x.shape[2]))
+        grade.compare("dx", case, dx, ops.depthwise_conv2d_backward(dy, x, w)[0])
+    grade.done()
 
 
 def check_filter_grad_by_channel(filter_grad_by_channel) -> None:
+    _parallel_numba(filter_grad_by_channel, "filter_grad_by_channel")
     rng = np.random.default_rng(32)
-    x, w = rng.standard_normal((4, 12, 11, 6)), rng.standard_normal((3, 3, 6, 1))
-    dy = rng.standard_normal(ops.depthwise_conv2d(x, w).shape)
-    expected = ops.depthwise_conv2d_backward(dy, x, w)[1][..., 0]
-    runs = _with_threads(lambda: filter_grad_by_channel(dy, x, 3, 3), (1, 64, 64, 64))
-    if not all(np.array_equal(r, runs[0]) for r in runs):
-        raise AssertionError("filter_grad_by_channel: repeated runs give different bits")
-    report("filter_grad_by_channel", max_rel(runs[-1], expected), 1e-12)
+    grade = Grade("filter_grad_by_channel", 1e-12)
+    for dims, k in [((4, 12, 11, 6), 3), ((16, 34, 34, 8), 3), ((3, 10, 9, 5), 2)]:
+        x, w = rng.standard_normal(dims), rng.standard_normal((k, k, dims[3], 1))
+        dy = rng.standard_normal(ops.depthwise_conv2d(x, w).shape)
+        case = f"x {shape(x)}, {k}x{k} kernel"
+        dw = _threads_agree(grade, "dw", case, lambda dy=dy, x=x, k=k: filter_grad_by_channel(dy, x, k, k))
+        grade.compare("dw", case, dw, ops.depthwise_conv2d_backward(dy, x, w)[1][..., 0], relative=True)
+    grade.done()
 
 
 # --------------------------------------------------------------------------- notebook 4
-def check_axpy(axpy) -> None:
+def _cuda_kernel(kernel, name: str):
+    fn = grading.kernel_function(kernel)
+    if fn is None:
+        refuse(name, "it is not a @cuda.jit kernel")
+    audit(kernel, name)
+    return fn
+
+
+def _work_split(grade: Grade, case: str, elements_of: dict, threads_of: dict, groups: dict) -> None:
+    """Every element read by one thread only, and no thread of a group doing more than its even
+    share; `groups` maps a group (the grid, or a block) to (its threads, its elements)."""
+    for element, threads in threads_of.items():
+        if len(threads) > 1:
+            grade.fail("the work split", case, f"element {element} was computed by {len(threads)} threads "
+                                               "(the loop covers some elements more than once)")
+            return
+    for group, (members, total) in groups.items():
+        share = grading.even_share(total, len(members))
+        for who in members:
+            done = len(elements_of.get(who, ()))
+            if done > share:
+                grade.fail("the work split", case,
+                           f"thread {who[1][0]} of block {who[0][:2]} did {done} of the {total} elements of "
+                           f"{group}; split evenly over its {len(members)} threads none does more than {share}")
+                return
+
+
+def check_axpy(axpy_kernel) -> None:
+    _cuda_kernel(axpy_kernel, "axpy_kernel")
+    # The loop itself: a grid-stride loop starts at the thread's global index and steps by the
+    # whole grid. A block-sized step or one thread doing everything gives the right numbers too.
+    loops = grading.range_loops(axpy_kernel)
+    if not any(grading.is_grid_size(step) and grading.chains_in(start) & {"cuda.grid", "cuda.threadIdx.x"}
+               for _, start, step in loops):
+        steps = ", ".join(f"`range({ast.unparse(start)}, ..., {ast.unparse(step)})`" for _, start, step in loops)
+        refuse("axpy_kernel", "no grid-stride loop: the loop must start at the thread's index cuda.grid(1) and "
+                              "step by the whole grid, cuda.gridsize(1) (= cuda.blockDim.x * cuda.gridDim.x)"
+               + (f"; found {steps}" if steps else "; found no range loop"))
     rng = np.random.default_rng(41)
-    error = 0.0
+    grade = Grade("axpy (grid-stride loop)", 1e-6)
     for n, blocks, threads in [(1000, 2, 32), (37, 4, 16), (5, 1, 8)]:  # fewer threads than elements
+        case = f"{n} elements, {blocks} blocks x {threads} threads"
         x, y = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
-        error = max(error, max_rel(axpy(2.5, x, y, blocks, threads), 2.5 * x.astype(np.float64) + y))
-    report("axpy (grid-stride loop)", error, 1e-6)
+        out = np.zeros_like(x)
+        if grading.cuda_simulated():
+            device_x, elements_of, threads_of = grading.counting_array(x)
+        else:
+            device_x = x
+        axpy_kernel[blocks, threads](np.float32(2.5), device_x, y, out)
+        grade.compare("out", case, out, 2.5 * x.astype(np.float64) + y, relative=True)
+        if grading.cuda_simulated():
+            grid = [((b, 0, 0), (t, 0, 0)) for b in range(blocks) for t in range(threads)]
+            _work_split(grade, case, elements_of, threads_of, {"the array": (grid, n)})
+    grade.done()
 
 
-def check_filter_grad_cuda(filter_grad_cuda) -> None:
+def check_filter_grad_cuda(filter_grad_kernel) -> None:
+    fn = _cuda_kernel(filter_grad_kernel, "filter_grad_kernel")
+    name = "filter_grad_kernel"
+    threads = int(fn.__globals__.get("THREADS", 32))
+    chains = grading.chains_in(grading.function_tree(filter_grad_kernel))
+    if any(c.startswith("cuda.atomic") for c in chains):
+        refuse(name, "it uses cuda.atomic: this exercise adds the partial sums in shared memory with a tree "
+                     "(a fixed order, the same bits every run), not with atomic additions")
+    if "cuda.shared.array" not in chains:
+        refuse(name, "it keeps no partial sums in shared memory (cuda.shared.array)")
+    barriers = grading.calls_to(filter_grad_kernel, "cuda.syncthreads")
+    if not any(in_loop for _, in_loop in barriers) or all(in_loop for _, in_loop in barriers):
+        refuse(name, "it needs a barrier, cuda.syncthreads(), after every thread wrote its partial sum and "
+                     f"one after each level of the tree; found {len(barriers)}, "
+                     f"{sum(in_loop for _, in_loop in barriers)} of them in a loop")
+    if not any(grading.chains_in(start) & {"cuda.threadIdx.x"}
+               and (grading.chains_in(step) & {"cuda.blockDim.x", "THREADS"})
+               for _, start, step in grading.range_loops(filter_grad_kernel)):
+        refuse(name, "no thread-strided loop over the pixels: thread t must sum pixels t, t + THREADS, "
+                     "t + 2 THREADS, ... (a loop range(t, pixels, THREADS) with t = cuda.threadIdx.x)")
     rng = np.random.default_rng(42)
-    x = rng.standard_normal((2, 7, 6, 3)).astype(np.float32)
-    w = np.zeros((3, 3, 3, 1))
-    dy = rng.standard_normal((2, 5, 4, 3)).astype(np.float32)
-    expected = ops.depthwise_conv2d_backward(dy.astype(np.float64), x.astype(np.float64), w)[1][..., 0]
-    report("filter_grad_cuda (float32)", max_rel(filter_grad_cuda(x, dy, 3, 3), expected), 1e-5)
+    grade = Grade("filter_grad_cuda (float32)", 1e-5)
+    for dims, kh, kw in [((2, 7, 6, 3), 3, 3), ((1, 5, 4, 2), 3, 3), ((3, 6, 7, 2), 2, 3)]:
+        n_img, h, w_in, c = dims
+        case = f"x {shape(np.empty(dims))}, {kh}x{kw} kernel ({n_img * (h - kh + 1) * (w_in - kw + 1)} pixels)"
+        x = rng.standard_normal(dims).astype(np.float32)
+        dy = rng.standard_normal((n_img, h - kh + 1, w_in - kw + 1, c)).astype(np.float32)
+        dw = np.zeros((kh, kw, c), dtype=np.float32)
+        if grading.cuda_simulated():
+            device_x, elements_of, threads_of = grading.counting_array(x)
+        else:
+            device_x = x
+        filter_grad_kernel[(kh * kw, c), threads](device_x, dy, dw)
+        expected = ops.depthwise_conv2d_backward(dy.astype(np.float64), x.astype(np.float64),
+                                                 np.zeros((kh, kw, c, 1)))[1][..., 0]
+        grade.compare("dw", case, dw, expected, relative=True)
+        if grading.cuda_simulated():
+            pixels = dy.shape[0] * dy.shape[1] * dy.shape[2]
+            blocks = {f"block {(b, ch)}": ([((b, ch, 0), (t, 0, 0)) for t in range(threads)], pixels)
+                      for b in range(kh * kw) for ch in range(c)}
+            # Blocks of different taps read the same x elements, so only the shares are compared.
+            _work_split(grade, case, elements_of, {}, blocks)
+    grade.done()
 
 
 # --------------------------------------------------------------------------- notebook 5
 def check_same_padding(same_padding) -> None:
     # A "same" max pool equals a "valid" max pool of the input padded with -inf by your amounts.
+    audit(same_padding, "same_padding")
     rng = np.random.default_rng(51)
+    grade = Grade("same_padding (cases that differ from 'same')", 0)
     wrong = 0
     for n in range(3, 12):
         for k in (1, 2, 3):
@@ -178,13 +342,19 @@ def check_same_padding(same_padding) -> None:
                 padded = np.pad(x, ((0, 0), (before, after), (before, after), (0, 0)), constant_values=-np.inf)
                 ours = ops.max_pool2d(padded, pool_size=k, stride=s, padding="valid")
                 theirs = ops.max_pool2d(x, pool_size=k, stride=s, padding="same")
-                wrong += ours.shape != theirs.shape or not np.array_equal(ours, theirs)
-    report("same_padding (cases that differ from 'same')", wrong, 0)
+                if ours.shape != theirs.shape or not np.array_equal(ours, theirs):
+                    wrong += 1
+                    grade.failures.append(f"(before, after) is wrong for n {n}, window {k}, stride {s}: "
+                                          f"you gave {(before, after)}")
+    grade.worst = wrong
+    grade.done()
 
 
 def check_xception_params(xception_params) -> None:
     from npxception import Xception, XceptionConfig
 
+    audit(xception_params, "xception_params")
+    grade = Grade("xception_params (configurations that differ)", 0)
     wrong = 0
     for m, blocks, classes in [(1.0, 8, 1000), (0.5, 8, 1000), (0.3, 3, 10)]:
         config = XceptionConfig.paper(input_shape=(71, 71, 3), width_multiplier=m, middle_blocks=blocks,
@@ -192,29 +362,42 @@ def check_xception_params(xception_params) -> None:
         expected = Xception(config, backend="numpy").num_params()["trainable"]
         got = xception_params(m, blocks, classes)
         print(f"  width x{m}, {blocks} middle blocks, {classes} classes: {got:,} (model: {expected:,})")
-        wrong += got != expected
-    report("xception_params (configurations that differ)", wrong, 0)
+        if got != expected:
+            wrong += 1
+            grade.failures.append(f"the count is wrong for width x{m}, {blocks} middle blocks, {classes} classes "
+                                  f"({got:,}, the model has {expected:,})")
+    grade.worst = wrong
+    grade.done()
 
 
 # --------------------------------------------------------------------------- notebook 6
 def check_sgd_step(sgd_step) -> None:
     from npxception.train import SGD
 
+    audit(sgd_step, "sgd_step")
     rng = np.random.default_rng(61)
-    p, v = rng.standard_normal((4, 3)), np.zeros((4, 3))
-    p_ref, reference = p.copy(), SGD("numpy", momentum=0.9, weight_decay=1e-2)
-    for _ in range(3):
-        g = rng.standard_normal((4, 3))
-        sgd_step(p, g, v, 0.1, 0.9, 1e-2)
-        reference.step({"layer/kernel": (p_ref, g.copy())}, 0.1)
-    report("sgd_step (after 3 steps)", max_abs(p, p_ref), 1e-14)
+    grade = Grade("sgd_step (after 3 steps)", 1e-14)
+    for momentum, decay in [(0.9, 1e-2), (0.0, 0.0), (0.5, 0.1)]:
+        case = f"momentum {momentum}, weight decay {decay}"
+        p, v = rng.standard_normal((4, 3)), np.zeros((4, 3))
+        p_ref, v_ref, reference = p.copy(), v.copy(), SGD("numpy", momentum=momentum, weight_decay=decay)
+        for _ in range(3):
+            g = rng.standard_normal((4, 3))
+            v_ref = momentum * v_ref - 0.1 * (g + decay * p_ref)   # the docstring's velocity
+            sgd_step(p, g, v, 0.1, momentum, decay)
+            reference.step({"layer/kernel": (p_ref, g.copy())}, 0.1)
+        grade.compare("p", case, p, p_ref)
+        grade.compare("velocity", case, v, v_ref)
+    grade.done()
 
 
 def check_ema_step(ema_step) -> None:
     from npxception.train import EMA
 
+    audit(ema_step, "ema_step")
     rng = np.random.default_rng(62)
-    reference, average, error = EMA("numpy", decay=0.99), None, 0.0
+    grade = Grade("ema_step (30 updates)", 1e-14)
+    reference, average = EMA("numpy", decay=0.99), None
     for updates in range(30):
         p = rng.standard_normal((3, 2))
         reference.update({"layer/kernel": (p, p)})
@@ -222,8 +405,9 @@ def check_ema_step(ema_step) -> None:
             average = p.copy()   # the first update copies the weights
         else:
             ema_step(average, p, updates, 0.99)
-        error = max(error, max_abs(average, reference.state_dict()["layer/kernel"]))
-    report("ema_step (30 updates)", error, 1e-14)
+        grade.compare("average", f"update {updates + 1} (ramped decay {min(0.99, updates / (9 + updates)):.3f})",
+                      average, reference.state_dict()["layer/kernel"])
+    grade.done()
 
 
 def check_training_step(training_step) -> None:
@@ -231,13 +415,15 @@ def check_training_step(training_step) -> None:
     from npxception import Xception, XceptionConfig
     from npxception.train import SGD
 
+    audit(training_step, "training_step",
+          allowed=("npxception.ops.softmax_cross_entropy", "npxception.ops.softmax_cross_entropy_backward"))
     config = XceptionConfig.tiny(bn_momentum=0.9)
     mine = Xception(config, backend="numpy", seed=3, dtype="float64")
     ref = Xception(config, backend="numpy", seed=3, dtype="float64")
     rng = np.random.default_rng(63)
     optimizer, velocities = SGD("numpy", momentum=0.9, weight_decay=1e-4), {}
-    loss_error = 0.0
-    for _ in range(2):
+    losses, weights = Grade("training_step: loss", 1e-12), Grade("training_step: every weight after 2 steps", 1e-12)
+    for step in range(2):
         images = rng.uniform(-1, 1, (6, *config.input_shape))
         labels = rng.integers(0, config.num_classes, 6)
         loss = training_step(mine, images, labels, velocities, 0.05, 0.9, 1e-4)
@@ -245,19 +431,25 @@ def check_training_step(training_step) -> None:
         ref_loss = ops.softmax_cross_entropy(logits, labels)
         ref.backward(ops.softmax_cross_entropy_backward(1.0, logits, labels))
         optimizer.step(ref.trainable(), 0.05)
-        loss_error = max(loss_error, abs(loss - ref_loss))
+        losses.add("the loss", f"step {step + 1}", abs(loss - ref_loss))
     ours, theirs = mine.state_dict(), ref.state_dict()
-    weight_error = max(max_abs(ours[k], theirs[k]) for k in theirs)
-    report("training_step: loss", loss_error, 1e-12)
-    report("training_step: every weight after 2 steps", weight_error, 1e-12)
+    for key in theirs:
+        weights.compare(key, "the tiny preset after 2 steps", ours[key], theirs[key])
+    losses.done()
+    weights.done()
 
 
 # --------------------------------------------------------------------------- notebook 7
 def check_seed_band(seed_band) -> None:
-    runs = np.random.default_rng(71).standard_normal((3, 5))
-    mean, std = seed_band(runs)
-    error = max(max_abs(mean, runs.mean(axis=0)), max_abs(std, runs.std(axis=0, ddof=1)))
-    report("seed_band (mean, std with ddof=1)", error, 1e-14)
+    audit(seed_band, "seed_band")
+    grade = Grade("seed_band (mean, std with ddof=1)", 1e-14)
+    for seeds, epochs in [(3, 5), (2, 4), (5, 1)]:
+        runs = np.random.default_rng(71).standard_normal((seeds, epochs))
+        mean, std = seed_band(runs)
+        case = f"{seeds} seeds x {epochs} epochs"
+        grade.compare("mean", case, mean, runs.mean(axis=0))
+        grade.compare("std", case, std, runs.std(axis=0, ddof=1))
+    grade.done()
 
 
 def _brute_force_p(a, b) -> float:
@@ -274,11 +466,13 @@ def _brute_force_p(a, b) -> float:
 
 
 def check_permutation_p_value(permutation_p_value) -> None:
+    audit(permutation_p_value, "permutation_p_value")
     rng = np.random.default_rng(72)
+    grade = Grade("permutation_p_value", 1e-12)
     cases = [([3.0, 4.0, 5.0], [0.0, 1.0, 2.0]), ([0.0, 1.0, 2.0], [3.0, 4.0, 5.0]),
              ([1.0, 1.0, 1.0], [1.0, 1.0, 1.0]), ([2.0, 5.0, 3.0, 9.0], [4.0, 1.0, 0.5])]
     cases += [(list(rng.standard_normal(3)), list(rng.standard_normal(3))) for _ in range(5)]
-    error = max(abs(permutation_p_value(a, b) - _brute_force_p(a, b)) for a, b in cases)
-    if not math.isclose(permutation_p_value([3.0, 4.0, 5.0], [0.0, 1.0, 2.0]), 1 / 20):
-        raise AssertionError("permutation_p_value: 3 runs each, all of a above all of b, must give 1/20")
-    report("permutation_p_value", error, 1e-12)
+    for a, b in cases:
+        case = f"a = {np.round(a, 2).tolist()}, b = {np.round(b, 2).tolist()}"
+        grade.add("p", case, abs(permutation_p_value(a, b) - _brute_force_p(a, b)))
+    grade.done()

@@ -7,8 +7,8 @@ ANSWERS = answers("nb04")
 
 
 def test_axpy():
-    checks.check_axpy(ANSWERS.axpy)
+    checks.check_axpy(ANSWERS.axpy_kernel)
 
 
 def test_filter_grad_cuda():
-    checks.check_filter_grad_cuda(ANSWERS.filter_grad_cuda)
+    checks.check_filter_grad_cuda(ANSWERS.filter_grad_kernel)

@@ -1,6 +1,6 @@
 """Notebook 1: from a regular convolution to a depthwise separable one."""
 
-from cells import code, exercise, md
+from cells import check, code, exercise, md
 
 FILENAME = "01_depthwise_separable_convolution.ipynb"
 
@@ -220,15 +220,16 @@ for name, fn in [("loops", depthwise_loops), ("taps", depthwise_taps), ("einsum"
     md(r"""
 ### Your turn: a strided depthwise convolution
 
-Xception's downsampling happens in max pools and strided 1x1 shortcuts, but strided depthwise
-convolutions are everywhere in its descendants (MobileNets). With stride $s$, output $(i, j)$
+Xception downsamples with its stride-2 first convolution (a regular 3x3 one), its max pools and
+its strided 1x1 shortcuts, never in a depthwise convolution; but strided depthwise convolutions
+are everywhere in its descendants (MobileNets). With stride $s$, output $(i, j)$
 reads the window starting at input $(i s, j s)$, so $H_o = \lfloor (H - k_h) / s \rfloor + 1$.
 Write `depthwise_strided` with the tap loop of `depthwise_taps`: for tap $(p, q)$ the pixels
 read by all outputs are a *strided* slice of the input. Target: a difference from
 `ops.depthwise_conv2d(x, w, stride=s)` of at most $10^{-12}$ (float64 rounding).
 """),
     exercise("nb01", "depthwise_strided"),
-    code(r"""
+    check(r"""
 from exercises.checks import check_cost_ratio, check_depthwise_strided, check_separable_kernel
 
 check_depthwise_strided(depthwise_strided)
@@ -300,10 +301,24 @@ $$
 
 So a separable convolution **is** a regular convolution, with the kernel $K$. Its constraint: with
 $M = 1$, every slice $K[:, :, c, o]$ is the same spatial pattern $d[:, :, c, 0]$ times a scalar
-$P[c, o]$. The cell checks the identity numerically, then measures that constraint: for each
-input channel, stack the `Cout` spatial patterns into a $(k_h k_w) \times C_\text{out}$ matrix and
-look at its singular values. A separable kernel gives rank at most $M$ (every column is a
-multiple of one of the $M$ patterns $d[:, :, c, m]$); a random regular kernel has full rank.
+$P[c, o]$.
+
+### Your turn: the regular kernel of a separable convolution, for any depth multiplier
+
+Write `separable_kernel(depthwise, pointwise)`, returning the $K$ of the formula above for a
+depth multiplier $M \ge 1$ (the pointwise kernel's row $cM + m$ belongs to input channel $c$,
+filter $m$). The check compares `ops.conv2d(x, K)` with `ops.separable_conv2d` for $M$ = 1, 2
+and 3 (target $10^{-12}$), and verifies that every channel's pattern matrix has rank at most $M$.
+"""),
+    exercise("nb01", "separable_kernel"),
+    check(r"""
+check_separable_kernel(separable_kernel)
+"""),
+    md(r"""
+With your kernel, the cell below checks the identity once more, then measures the constraint: for
+each input channel, stack the `Cout` spatial patterns into a $(k_h k_w) \times C_\text{out}$
+matrix and look at its singular values. A separable kernel gives rank at most $M$ (every column is
+a multiple of one of the $M$ patterns $d[:, :, c, m]$); a random regular kernel has full rank.
 """),
     code(r"""
 c_in, mult, c_out = 4, 1, 6
@@ -313,7 +328,7 @@ P = rng.standard_normal((1, 1, c_in * mult, c_out))
 
 y_sep = ops.separable_conv2d(x, d, P)
 y_two_steps = ops.pointwise_conv2d(ops.depthwise_conv2d(x, d), P)
-K = np.einsum("pqcm,cmo->pqco", d, P[0, 0].reshape(c_in, mult, c_out))
+K = separable_kernel(d, P)                           # your exercise
 y_full = ops.conv2d(x, K)
 print("max |separable - (depthwise then pointwise)| =", np.abs(y_sep - y_two_steps).max())
 print("max |separable - conv2d with K|            =", np.abs(y_sep - y_full).max())
@@ -329,18 +344,6 @@ random_K = rng.standard_normal(K.shape)
 np.set_printoptions(precision=3, suppress=True)
 print("singular values, separable K, channel 0:", spatial_rank_spectrum(K, 0))
 print("singular values, random K,    channel 0:", spatial_rank_spectrum(random_K, 0))
-"""),
-    md(r"""
-### Your turn: the regular kernel of a separable convolution, for any depth multiplier
-
-Write `separable_kernel(depthwise, pointwise)`, returning the $K$ of the formula above for a
-depth multiplier $M \ge 1$ (the pointwise kernel's row $cM + m$ belongs to input channel $c$,
-filter $m$). The check compares `ops.conv2d(x, K)` with `ops.separable_conv2d` for $M$ = 1, 2
-and 3 (target $10^{-12}$), and verifies that every channel's pattern matrix has rank at most $M$.
-"""),
-    exercise("nb01", "separable_kernel"),
-    code(r"""
-check_separable_kernel(separable_kernel)
 """),
     md(r"""
 ## 1.6 Parameters and multiply-adds
@@ -424,7 +427,7 @@ compares your count with the closed form (target $10^{-12}$). For which $M$ does
 layer stop being cheaper than a regular one with $k = 3$ and $C_\text{out} = 728$?
 """),
     exercise("nb01", "cost_ratio"),
-    code(r"""
+    check(r"""
 check_cost_ratio(cost_ratio)
 print(f"k = 3, Cin = Cout = 728: M = 1 costs {cost_ratio(3, 728, 728, 1):.3f} of a regular layer, "
       f"M = 8 costs {cost_ratio(3, 728, 728, 8):.3f}")

@@ -1,6 +1,6 @@
 """Notebook 2: backward passes by hand, and how to check them without fooling yourself."""
 
-from cells import code, exercise, md
+from cells import check, code, exercise, md
 
 FILENAME = "02_backward_passes_and_gradient_checking.ipynb"
 
@@ -139,8 +139,9 @@ for label, fn in [("loops", depthwise_backward_loops), ("taps", depthwise_backwa
     md(r"""
 ### Your turn: the stride-2 backward pass
 
-Xception's stride-2 layers are pools and shortcuts, but the derivation is the same for any
-strided layer. With stride $s$, output $(i, j)$ read input $(is + p,\, js + q)$ at tap $(p, q)$:
+Xception's stride-2 layers are its first convolution (a regular 3x3 one), its max pools and its
+1x1 shortcuts, none of them depthwise, but the derivation is the same for any strided layer.
+With stride $s$, output $(i, j)$ read input $(is + p,\, js + q)$ at tap $(p, q)$:
 
 $$
 dw[p,q,c,m] = \sum_{n,i,j} x[n,\, is+p,\, js+q,\, c]\; dy[n,i,j,cM+m],
@@ -154,7 +155,7 @@ $(H - k_h)$ is not a multiple of $s$) must get a zero gradient. Target: $10^{-12
 `ops.depthwise_conv2d_backward(..., stride=s)`.
 """),
     exercise("nb02", "depthwise_backward_strided"),
-    code(r"""
+    check(r"""
 from exercises.checks import (check_batch_norm_backward, check_depthwise_backward_strided,
                               check_softmax_cross_entropy_backward)
 
@@ -324,22 +325,33 @@ for label, x in [("constant input", np.full((1, 6, 6, 2), 0.7)),
           f"-> {'PASSES (bug hidden)' if report.ok() else 'fails (bug found)'}")
 """),
     md(r"""
+### Your turn: batch normalization's backward pass
+
+Trap 3 below is about batch normalization, so write its backward pass first. In training mode it
+normalizes every channel with the batch's own statistics, $y = \gamma \hat x + \beta$ with
+$\hat{x} = (x - \mu)/\sigma$, where $\mu$ is the channel's mean over the batch and the pixels and
+$\sigma = \sqrt{\operatorname{var} + \epsilon}$, with the biased variance over the same values.
+Derive $dx$ from $L = \sum y \cdot dy$, then write `batch_norm_backward_train(dy, x, gamma,
+epsilon)` returning $(dx, d\gamma, d\beta)$ with $d\beta = \sum dy$ and $d\gamma = \sum
+dy\,\hat x$ (sums over batch and pixels). A hint for $dx$: $\mu$ and $\sigma$
+both depend on every $x$ of the channel; differentiate $\hat x$ through both, and use
+$\sum \hat x = 0$. The result has three terms: one from $x$ directly, one through the mean, one
+through the variance. Target: $10^{-12}$ against `ops.batch_norm_backward(..., training=True)`.
+"""),
+    exercise("nb02", "batch_norm_backward_train"),
+    check(r"""
+check_batch_norm_backward(batch_norm_backward_train)
+"""),
+    md(r"""
 ### Trap 3: an all-ones upstream gradient hides bugs
 
 Checking with $dy = 1$ (that is, $L = \sum y$) is tempting: it needs no random numbers. But many
 layers have outputs whose sum carries little information. Batch normalization in training
-subtracts the batch mean, so $\sum y = \sum \beta$ no matter what $x$ is, and the true input
-gradient for $dy = 1$ is exactly zero. The full gradient is
-
-$$
-dx = \frac{\gamma}{\sigma}\Big(dy - \overline{dy} - \hat{x}\; \overline{dy\, \hat{x}}\Big),
-\qquad \hat{x} = \frac{x - \mu}{\sigma},
-$$
-
-with bars for means over the batch and pixels. Forget the last term (the path through the
-variance) and, with $dy = 1$, the bug still returns exactly zero, so the check passes. A small
-checker that takes $dy$ as an argument shows it (`gradcheck` itself always draws a random,
-non-uniform $dy$ for this reason):
+subtracts the batch mean, so $\sum y = N H W \sum_c \beta_c$ (summed over the batch, the pixels
+and the channels) no matter what $x$ is, and the true input gradient for $dy = 1$ is exactly zero.
+Forget the third term of your $dx$ (the path through the variance) and, with $dy = 1$, the bug
+still returns exactly zero, so the check passes. A small checker that takes $dy$ as an argument
+shows it (`gradcheck` itself always draws a random, non-uniform $dy$ for this reason):
 """),
     code(r"""
 channels = 3
@@ -382,19 +394,6 @@ for dy_name, dy in [("all-ones dy", np.ones_like(x)), ("random dy", rng.standard
         err = check_with_dy(backward, x, dy)
         print(f"{dy_name:>12}, {name:>7} backward: worst error {err:.1e} "
               f"-> {'pass' if err < 1e-6 else 'FAIL'}")
-"""),
-    md(r"""
-### Your turn: batch normalization's backward pass
-
-Derive the formula above, then write `batch_norm_backward_train(dy, x, gamma, epsilon)` returning
-$(dx, d\gamma, d\beta)$ with $d\beta = \sum dy$ and $d\gamma = \sum dy\,\hat x$ (sums over
-batch and pixels). A hint for $dx$: $\mu$ and $\sigma$ both depend on every $x$ of the channel;
-differentiate $\hat x = (x - \mu)/\sigma$ through both, and use $\sum \hat x = 0$. Target:
-$10^{-12}$ against `ops.batch_norm_backward(..., training=True)`.
-"""),
-    exercise("nb02", "batch_norm_backward_train"),
-    code(r"""
-check_batch_norm_backward(batch_norm_backward_train)
 """),
     md(r"""
 ### Trap 4: ties in max pooling (and ReLU at zero)
@@ -463,7 +462,7 @@ Write `softmax_cross_entropy_backward(logits, labels)`. One logit in the check i
 $10^{-15}$ against `ops.softmax_cross_entropy_backward`.
 """),
     exercise("nb02", "softmax_cross_entropy_backward"),
-    code(r"""
+    check(r"""
 check_softmax_cross_entropy_backward(softmax_cross_entropy_backward)
 """),
     md(r"""

@@ -1,6 +1,6 @@
 """Notebook 3: compiled CPU kernels with Numba."""
 
-from cells import code, exercise, md
+from cells import check, code, exercise, md
 
 FILENAME = "03_numba_cpu_kernels.ipynb"
 
@@ -287,10 +287,12 @@ $$
 over the taps whose output $(a - p, b - q)$ exists. Write `input_grad_gather` with `prange` over
 the $N H$ input rows; each iteration then writes only its own row of `dx`. The check compares it
 with `ops.depthwise_conv2d_backward` (target $10^{-12}$ in float64) and requires the same bits on
-1 thread and on all of them.
+1 thread and on two, over several runs. It also reads your code: it must be compiled with
+`parallel=True`, loop with `prange`, and never `+=` into an element that other iterations of the
+`prange` loop also update.
 """),
     exercise("nb03", "input_grad_gather"),
-    code(r"""
+    check(r"""
 from exercises.checks import check_filter_grad_by_channel, check_input_grad_gather
 
 check_input_grad_gather(input_grad_gather)
@@ -305,7 +307,7 @@ fast? Each iteration now strides through memory $C$ elements at a time; time it 
 `filter_grad_chunked` and explain the difference with 3.2.)
 """),
     exercise("nb03", "filter_grad_by_channel"),
-    code(r"""
+    check(r"""
 check_filter_grad_by_channel(filter_grad_by_channel)
 t_channel = median_time(lambda: filter_grad_by_channel(dy, x, 3, 3))
 t_chunked = median_time(lambda: filter_grad_chunked(dy, x, 3, 3, 16))

@@ -1,6 +1,6 @@
 """Notebook 4: CUDA kernels with Numba, on a GPU or in the CUDA simulator."""
 
-from cells import code, exercise, md
+from cells import check, code, exercise, md
 
 FILENAME = "04_cuda_kernels.ipynb"
 
@@ -23,8 +23,8 @@ This notebook writes three kernels, each teaching one idea:
 simulator**, which runs every GPU thread as a Python thread on the CPU, so the kernels' indexing,
 bounds checks, shared memory and `syncthreads` barriers (a thread waits there until every thread
 of its block arrives) are exercised and the results checked against NumPy. What the simulator
-does **not** model: warps and their lockstep execution, memory coalescing, caches, occupancy or
-timing. Its thread scheduling is Python's, not a GPU's, so a race that a GPU would expose may
+does **not** model: warps and how the hardware schedules their threads, memory coalescing, caches,
+occupancy or timing. Its thread scheduling is Python's, not a GPU's, so a race that a GPU would expose may
 stay hidden, and every timing it gives is meaningless. It is also slow, so it gets tiny arrays.
 On a machine with a GPU the same notebook runs the same kernels on it, at larger sizes.
 
@@ -66,7 +66,12 @@ print("running on:", "the CUDA simulator (CPU)" if SIM else cuda.get_current_dev
 A kernel launch `kernel[blocks, threads_per_block](args)` starts `blocks x threads_per_block`
 threads, all running the same function. Threads are grouped in **blocks** (up to 1024 threads;
 the threads of a block can share fast on-chip memory and wait for each other), and the blocks form
-the **grid**. The hardware runs a block's threads in **warps** of 32 that execute in lockstep.
+the **grid**. The hardware runs a block's threads in **warps** of 32, issuing one instruction for
+the whole warp at a time. Before the Volta generation (2017) the 32 threads of a warp ran in
+lockstep; since Volta every thread has its own program counter (*independent thread scheduling*),
+so a warp's threads can diverge and interleave, and code must not assume they move together: share
+data between threads only across a barrier (`cuda.syncthreads()`, or `cuda.syncwarp()` within a
+warp).
 
 Each thread finds out who it is from `cuda.threadIdx`, `cuda.blockIdx` and `cuda.blockDim`;
 `cuda.grid(1)` is the usual shorthand for its global index
@@ -98,13 +103,14 @@ A grid need not have a thread per element. In a **grid-stride loop** each thread
 so a fixed, modest grid covers an array of any length (and each thread amortizes its start-up over
 several elements). Write `axpy_kernel`, computing `out = a * x + y` that way; the check launches it
 with grids both smaller and larger than the arrays (target: a relative error of $10^{-6}$, float32
-rounding).
+rounding). It also checks the split: the loop must step by the whole grid (in the simulator it
+counts which thread computed which element: each element once, no thread more than its share).
 """),
     exercise("nb04", "axpy_kernel", "axpy"),
-    code(r"""
+    check(r"""
 from exercises.checks import check_axpy, check_filter_grad_cuda
 
-check_axpy(axpy)
+check_axpy(axpy_kernel)
 """),
     md(r"""
 (Passing NumPy arrays copies them to the GPU and back on every launch. Real code keeps tensors on
@@ -338,51 +344,56 @@ fixed-order reductions, for that reason).
 Write `filter_grad_kernel`, launched as `filter_grad_kernel[(kh * kw, C), THREADS]` by
 `filter_grad_cuda`. Two barriers are needed: one after every thread wrote its partial sum, and one
 after each level of the tree. Target: a relative error of $10^{-5}$ in float32 against the
-float64 reference.
+float64 reference; the check also wants the pixels split over the block's threads
+(`range(t, pixels, THREADS)`), the tree in shared memory and no `cuda.atomic`.
 """),
     exercise("nb04", "THREADS", "filter_grad_kernel", "filter_grad_cuda"),
-    code(r"""
-check_filter_grad_cuda(filter_grad_cuda)
+    check(r"""
+check_filter_grad_cuda(filter_grad_kernel)
 """),
     md(r"""
 ### Break a barrier
 
-Remove the first `cuda.syncthreads()`: the tree then may read a partial sum that another thread
-has not written yet. Whether that shows depends on the order in which threads run. The cell runs
-the broken kernel a few times on the same input and counts how often it differs from the correct
-one; on a GPU, where the threads of different warps run at their own pace, such a kernel goes
-wrong; in the simulator, which runs threads by Python's rules, it may or may not.
+Take your kernel and delete its first `cuda.syncthreads()`: the tree then may read a partial sum
+that another thread has not written yet. The cell below does exactly that to your
+`filter_grad_kernel` (it edits the source, compiles the result as a new kernel) and runs it a few
+times on the same input, counting how often it differs from your correct one. Whether the missing
+barrier shows depends on the order in which threads run: on a GPU, where the warps of a block run
+at their own pace, such a kernel goes wrong; in the simulator, which runs threads by Python's
+rules, it may or may not.
 """),
     code(r"""
-@cuda.jit
-def filter_grad_kernel_no_barrier(x, dy, dw):
-    # filter_grad_kernel without the barrier between writing the partial sums and adding them.
-    partial = cuda.shared.array(THREADS, dtype=np.float32)
-    tap, c, t = cuda.blockIdx.x, cuda.blockIdx.y, cuda.threadIdx.x
-    p, q = tap // dw.shape[1], tap % dw.shape[1]
-    n_img, ho, wo = dy.shape[0], dy.shape[1], dy.shape[2]
-    acc = np.float32(0.0)
-    for flat in range(t, n_img * ho * wo, THREADS):
-        n, i, j = flat // (ho * wo), (flat // wo) % ho, flat % wo
-        acc += x[n, i + p, j + q, c] * dy[n, i, j, c]
-    partial[t] = acc
-    half = THREADS // 2
-    while half > 0:
-        if t < half:
-            partial[t] += partial[t + half]
-        cuda.syncthreads()
-        half //= 2
-    if t == 0:
-        dw[p, q, c] = partial[0]
+import ast
+import inspect
+import textwrap
 
 
+def without_first_barrier(kernel):
+    # Your kernel's source with its first cuda.syncthreads() call removed, compiled as a new kernel.
+    tree = ast.parse(textwrap.dedent(inspect.getsource(kernel.py_func)))
+    function = tree.body[0]
+    function.decorator_list, function.name = [], "no_first_barrier"
+    for node in ast.walk(function):
+        for field in ("body", "orelse"):
+            block = getattr(node, field, None)
+            for k, statement in enumerate(block or []):
+                if (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)
+                        and ast.unparse(statement.value.func) == "cuda.syncthreads"):
+                    block[k] = ast.Pass()
+                    namespace = dict(kernel.py_func.__globals__)
+                    exec(compile(ast.fix_missing_locations(tree), "<no first barrier>", "exec"), namespace)
+                    return cuda.jit(namespace["no_first_barrier"])
+    raise ValueError("the kernel calls cuda.syncthreads() nowhere")
+
+
+broken_kernel = without_first_barrier(filter_grad_kernel)
 xg = rng.standard_normal((2, 7, 6, 3)).astype(np.float32)
 dyg = rng.standard_normal((2, 5, 4, 3)).astype(np.float32)
 correct = filter_grad_cuda(xg, dyg, 3, 3)
 runs, differ = 3 if SIM else 20, 0
 for _ in range(runs):
     broken = np.zeros_like(correct)
-    filter_grad_kernel_no_barrier[(9, 3), THREADS](xg, dyg, broken)
+    broken_kernel[(9, 3), THREADS](xg, dyg, broken)
     differ += not np.array_equal(broken, correct)
 print(f"without the first barrier: {differ} of {runs} runs differ from the correct result"
       f" ({'simulator' if SIM else 'GPU'})")

@@ -1,6 +1,6 @@
 """Notebook 5: the Xception architecture, its parameter count, its padding, and parity with Keras."""
 
-from cells import code, exercise, md
+from cells import check, code, exercise, md
 
 FILENAME = "05_building_xception.ipynb"
 
@@ -129,6 +129,20 @@ print(f"... {len(summary) - 26} more lines ...")
 print("\n".join(summary[-12:]))                          # the exit flow, the head and the totals
 """),
     md(r"""
+The paper speaks of **36 convolutional layers**. The summary has 40: the 2 regular convolutions of
+the stem (block 1), 34 separable convolutions, and the four 1x1 shortcut convolutions of blocks 2,
+3, 4 and 13, regular convolutions that the paper's count of the network's "feature extraction
+base" leaves out:
+"""),
+    code(r"""
+kinds = [r.kind for r in model.layer_table()]
+stem = sum(1 for r in model.layer_table() if r.kind == "Conv2D" and r.name.startswith("block1_"))
+print(f"Conv2D {kinds.count('Conv2D')} (stem {stem}, shortcuts {kinds.count('Conv2D') - stem}), "
+      f"SeparableConv2D {kinds.count('SeparableConv2D')}")
+print(f"the paper's 36 = {stem} + {kinds.count('SeparableConv2D')}; all convolutions: "
+      f"{kinds.count('Conv2D') + kinds.count('SeparableConv2D')}")
+"""),
+    md(r"""
 Where do the parameters and the computation sit? Summing the summary's rows per block:
 """),
     code(r"""
@@ -195,7 +209,7 @@ with $-\infty$ by your amounts, max-pools them with `padding="valid"`, and compa
 to 3 (target: no case differs). Then it prints what Xception's max pools (3x3, stride 2) get:
 """),
     exercise("nb05", "same_padding"),
-    code(r"""
+    check(r"""
 from exercises.checks import check_same_padding, check_xception_params
 
 check_same_padding(same_padding)
@@ -348,7 +362,7 @@ configurations, the paper's among them, and compares (target: every count exact)
 a quarter of 22,855,952 is the count at width x0.5, and why not exactly a quarter?
 """),
     exercise("nb05", "xception_params"),
-    code(r"""
+    check(r"""
 check_xception_params(xception_params)
 print(f"width x0.5: {xception_params(0.5, 8, 1000) / xception_params(1.0, 8, 1000):.3f} of the paper's count")
 """),
@@ -359,9 +373,24 @@ The next notebook trains the `small` preset.
 
 The paper trained Xception and Inception V3 on ImageNet and on JFT, Google's internal dataset of
 350 million images in 17,000 classes, evaluated on FastEval14k (14,000 images, about 6,000
-classes) by MAP@100. All numbers below are the paper's (single model, single crop), on 60 NVIDIA
-K80 GPUs with synchronous gradient descent; the ImageNet runs took about 3 days each, the JFT runs
-over a month each.
+classes) by MAP@100. All numbers below are the paper's (single model, single crop). Every network
+was trained on 60 NVIDIA K80 GPUs: on ImageNet with data parallelism and **synchronous** gradient
+descent, for the best accuracy (about 3 days per run); on JFT with **asynchronous** gradient
+descent, to train faster (over a month per run), and the JFT models were **not trained to
+convergence**, which would have taken over three months each.
+
+The two datasets got different recipes, the same for Xception and Inception V3 (tuned for
+Inception V3; the paper did not tune them for Xception):
+
+| | optimizer | momentum | initial learning rate | decay | dropout |
+|---|---|---|---|---|---|
+| ImageNet | SGD | 0.9 | 0.045 | x0.94 every 2 epochs | 0.5 before the classifier |
+| JFT | RMSprop | 0.9 | 0.001 | x0.9 every 3,000,000 samples | none (overfitting unlikely) |
+
+The one regularization setting changed for Xception is the **weight decay**: Inception V3's
+$4 \times 10^{-5}$, tuned for ImageNet, was "quite suboptimal" for Xception, which uses
+$10^{-5}$ on both datasets. Neither network has Inception V3's auxiliary classifier tower, and
+all models are evaluated with Polyak averaging of the weights.
 
 | ImageNet (Table 1) | top-1 accuracy | top-5 accuracy |
 |---|---|---|
@@ -405,7 +434,8 @@ ImageNet in mind and may be over-fitted to it.
   Applications*, 2017, [arXiv 1704.04861](https://arxiv.org/abs/1704.04861): the same layer,
   built for speed, with width and resolution multipliers like `XceptionConfig`'s.
 * B. T. Polyak and A. B. Juditsky, *Acceleration of Stochastic Approximation by Averaging*, SIAM
-  Journal on Control and Optimization, 1992: the weight averaging of notebook 6.
+  Journal on Control and Optimization, 1992: the averaging the paper evaluates with, a uniform
+  average of the iterates; notebook 6's exponential moving average is a variant that forgets.
 
 ## Exercises
 
@@ -423,9 +453,10 @@ ImageNet in mind and may be over-fitted to it.
 
 ## Summary
 
-* Xception is 36 convolutional layers in 14 blocks: 12 with residual connections, all but the
-  stem using depthwise separable convolutions; counting by hand gives the paper's 22,855,952
-  trainable parameters.
+* Xception's "36 convolutional layers" in 14 blocks (12 with residual connections) are the 2
+  regular convolutions of the stem and 34 depthwise separable ones; the four 1x1 shortcut
+  convolutions are regular too and not counted, which is why the summary lists 40. Counting by
+  hand gives the paper's 22,855,952 trainable parameters.
 * TensorFlow's "same" padding puts an odd extra pixel at the bottom/right; at the 74x74 max pool
   that shifts every window, so reproducing Keras needs explicit asymmetric padding.
 * With the same weights, this implementation and Keras agree to float32 rounding.

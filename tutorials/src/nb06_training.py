@@ -1,6 +1,6 @@
 """Notebook 6: training a small Xception on the CPU."""
 
-from cells import code, exercise, md
+from cells import check, code, exercise, md
 
 FILENAME = "06_training_a_small_xception.ipynb"
 
@@ -14,7 +14,8 @@ the same entry, middle and exit flows, a quarter of the width, two middle blocks
 images) learns a ten-class problem in minutes on a CPU, with the paper's ImageNet recipe:
 
 * **SGD with momentum 0.9**, learning rate 0.045 decayed by a factor 0.94 every 2 epochs,
-  weight decay $10^{-5}$;
+  weight decay $10^{-5}$ (the paper's value for Xception: Inception V3's $4 \times 10^{-5}$ was
+  too strong for it);
 * **dropout** before the classifier: the paper uses a rate of 0.5 on ImageNet; the `small`
   preset uses 0.2;
 * **weight averaging**: evaluating an average of recent weights instead of the weights
@@ -42,7 +43,7 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 
-from npxception import Xception, XceptionConfig, ops
+from npxception import Xception, XceptionConfig, ops  # noqa: F401  (ops: for your training_step)
 from npxception.data import holdout_split, make_shapes
 from npxception.data.augment import augment
 from npxception.train import Schedule, TrainConfig, Trainer, evaluate
@@ -179,7 +180,7 @@ only), $v \leftarrow \mu v - \eta g$, $\theta \leftarrow \theta + v$. Write `sgd
 $10^{-14}$ after three steps, against `npxception.train.SGD`.
 """),
     exercise("nb06", "sgd_step"),
-    code(r"""
+    check(r"""
 from exercises.checks import check_ema_step, check_sgd_step, check_training_step
 
 check_sgd_step(sgd_step)
@@ -193,7 +194,7 @@ $n = 0$, copies the weights; the check does that for you.) Target: $10^{-14}$ ov
 against `npxception.train.EMA`.
 """),
     exercise("nb06", "ema_step"),
-    code(r"""
+    check(r"""
 check_ema_step(ema_step)
 """),
     md(r"""
@@ -206,7 +207,7 @@ other with the project's optimizer, twice, and compares every weight, batch-norm
 included (target $10^{-12}$).
 """),
     exercise("nb06", "training_step"),
-    code(r"""
+    check(r"""
 check_training_step(training_step)
 """),
     md(r"""
@@ -233,7 +234,7 @@ print(f"trained {EPOCHS} epoch(s) in {train_minutes:.1f} minutes "
 epochs = [h["epoch"] for h in history]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 axes[0].plot(epochs, [h["train_loss"] for h in history], "o-", label="training (running, augmented)")
-axes[0].plot(epochs, [h["val_loss"] for h in history], "o-", label="validation (Polyak average)")
+axes[0].plot(epochs, [h["val_loss"] for h in history], "o-", label="validation (moving average of the weights)")
 axes[0].set_ylabel("cross-entropy loss")
 axes[1].plot(epochs, [100 * h["train_top1"] for h in history], "o-", label="training")
 axes[1].plot(epochs, [100 * h["val_top1"] for h in history], "o-", label="validation")

@@ -1,6 +1,6 @@
 """Notebook 7: the paper's two ablations (Figures 9 and 10), repeated at small scale."""
 
-from cells import code, exercise, md
+from cells import check, code, exercise, md
 
 FILENAME = "07_ablations_at_small_scale.ipynb"
 
@@ -37,7 +37,7 @@ tiny model on 64 images, one epoch, one learning rate, two seeds, about 25 s.
     code(r"""
 import contextlib
 import io
-import itertools
+import itertools  # noqa: F401  (for your permutation_p_value)
 import math
 import os
 import tempfile
@@ -183,7 +183,7 @@ Three runs are not many. Summarize them by their mean and their **sample** stand
 spread of the runs they come from).
 """),
     exercise("nb07", "seed_band"),
-    code(r"""
+    check(r"""
 from exercises.checks import check_seed_band, check_permutation_p_value
 
 check_seed_band(seed_band)
@@ -243,13 +243,15 @@ all three runs of A beat all three of B. So the rule is:
 * **cannot tell**: anything else. With 3 seeds that is a common, honest outcome; it is not
   evidence that the variants are equal.
 
-Three claims are tested, so even with no real effect one of them comes out "separated" by luck
-with a probability of up to about $3 \times 0.05$: read a single separation with that in mind.
+The rule counts a separation in either direction, so with no real effect a claim comes out
+"separated" by luck with probability $2 \times 0.05 = 0.1$ (complete separation one way or the
+other). Three claims are tested, so the chance that at least one of them does is larger still, up
+to $3 \times 0.1 = 0.3$ (exercise 2 works it out): read a single separation with that in mind.
 
 ### Your turn: the exact permutation test
 """),
     exercise("nb07", "permutation_p_value"),
-    code(r"""
+    check(r"""
 check_permutation_p_value(permutation_p_value)
 """),
     code(r"""

@@ -225,6 +225,38 @@ mpiexec -f hosts -n 8 npxception train --batch-size 256 --sync-bn
 * Buckets in backward order, each started as soon as its blocks are done, overlap communication
   with the rest of the backward pass.
 * With `--sync-bn` and per-sample dropout masks, N processes compute what one computes.
+
+## Where to go next
+
+Papers that take the ideas of these notebooks further:
+
+* A. G. Howard et al., *MobileNets*, 2017 ([arXiv 1704.04861](https://arxiv.org/abs/1704.04861)),
+  and M. Sandler et al., *MobileNetV2: Inverted Residuals and Linear Bottlenecks*, CVPR 2018
+  ([arXiv 1801.04381](https://arxiv.org/abs/1801.04381)): depthwise separable convolutions built
+  for speed, and a second look at where a non-linearity hurts (compare notebook 7's Figure 10).
+* M. Tan and Q. V. Le, *EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks*,
+  ICML 2019 ([arXiv 1905.11946](https://arxiv.org/abs/1905.11946)): depthwise convolutions
+  again, with width, depth and resolution scaled together.
+* L.-C. Chen et al., *Encoder-Decoder with Atrous Separable Convolution for Semantic Image
+  Segmentation* (DeepLabv3+), ECCV 2018 ([arXiv 1802.02611](https://arxiv.org/abs/1802.02611)):
+  a modified, deeper Xception as a segmentation backbone, with dilated separable convolutions.
+* P. Goyal et al., *Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour*, 2017
+  ([arXiv 1706.02677](https://arxiv.org/abs/1706.02677)): synchronous data parallelism at scale,
+  the linear learning-rate scaling rule and warm-up.
+* S. Li et al., *PyTorch Distributed: Experiences on Accelerating Data Parallel Training*, VLDB
+  2020 ([arXiv 2006.15704](https://arxiv.org/abs/2006.15704)): gradient buckets overlapping the
+  backward pass, as in 8.2, in a production system.
+
+Codebases worth reading next to this one:
+
+* Keras's `keras/src/applications/xception.py`: the reference Xception, whose layer names and
+  weights this project loads (notebook 5).
+* PyTorch's `torch/nn/parallel/distributed.py` and `torch/csrc/distributed/c10d/reducer.cpp`:
+  DistributedDataParallel, with its bucketed, overlapped allreduce.
+* `timm` (PyTorch Image Models): Xception and its descendants, with training recipes.
+* Numba's documentation on `prange` and on CUDA kernels, and NVIDIA's CUDA C++ Programming Guide
+  (the chapters on the SIMT architecture and independent thread scheduling), for notebooks 3
+  and 4.
 """),
     code(r"""
 print(f"notebook runtime: {time.perf_counter() - T0:.1f} s" + (" (fast mode)" if FAST else ""))
