@@ -47,7 +47,7 @@ def load_run(checkpoint: str, backend: str | None):
     model = Xception(XceptionConfig(**meta["model_config"]), backend=backend or meta.get("backend", "auto"),
                      seed=meta.get("seed", 0))
     weights = groups["model"]
-    if "ema" in groups:  # the run evaluated its Polyak-averaged weights; so does this
+    if "ema" in groups:  # the run evaluated its moving average of the weights; so does this
         weights = {**weights, **groups["ema"]}
     model.load_state_dict(weights)
     return model, meta

@@ -1,4 +1,4 @@
-"""Training: optimizers, schedules, Polyak averaging, clipping, checkpoints, metrics, the Trainer."""
+"""Training: optimizers, schedules, a moving average of the weights, clipping, checkpoints, metrics, the Trainer."""
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .clipping import clip_by_global_norm

@@ -48,7 +48,7 @@ class TrainConfig:
     decay_epochs: float = field(default=2.0, metadata=_help("step schedule's period in epochs"))
     clip_norm: float = field(default=0.0, metadata=_help("clip gradients to this global norm (0: off)"))
     ema_decay: float = field(default=0.0, metadata=_help(
-        "Polyak averaging of the weights for evaluation, e.g. 0.999 (0: off)"))
+        "exponential moving average of the weights for evaluation, e.g. 0.999 (0: off)"))
     label_smoothing: float = field(default=0.0, metadata=_help("in [0, 1)"))
     augment: bool = field(default=True, metadata=_help("random crop (pad 4) and flip"))
     seed: int = field(default=0, metadata=_help("weights, shuffling, augmentation, dropout"))

@@ -1,4 +1,5 @@
-"""Polyak averaging: an exponential moving average of the weights, used for evaluation.
+"""An exponential moving average of the weights, used for evaluation (what the paper, after
+Inception V3, calls "Polyak averaging"; Polyak and Juditsky's average is the plain mean of the iterates).
 
 After every step, average = d * average + (1 - d) * p (the backend's `ema_update`, a kernel on
 cuda). As in TensorFlow's ExponentialMovingAverage with `num_updates`, the decay starts low,

@@ -9,7 +9,7 @@ RMSprop:  ms = rho * ms + (1 - rho) * g'^2;  mom = momentum * mom + lr * g' / sq
           p -= mom
 Adam:     m = b1 * m + (1 - b1) * g';  v = b2 * v + (1 - b2) * g'^2   (step t counts from 1)
           p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
-EMA:      average = decay * average + (1 - decay) * p                (Polyak averaging)
+EMA:      average = decay * average + (1 - decay) * p                (exponential moving average)
 """
 
 from __future__ import annotations
