@@ -169,7 +169,7 @@ def two_rank_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("ranks") / "two"
     result = _bounded([MPIEXEC, "-n", "2", *NPX, *TINY, "--max-steps", "1", "--out", str(run)])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert load_checkpoint(run)[1]["distributed"] == {"world_size": 2, "sync_bn": False, "reduction": "ordered",
+    assert load_checkpoint(run)[1]["distributed"] == {"world_size": 2, "sync_bn": False, "reduction": "ring",
                                                       "bucket_mb": 4.0}
     return run
 

@@ -25,6 +25,7 @@ RANGES = {
     "bn_momentum": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "max_steps": (lambda v: v >= 1, ">= 1"),
     "bucket_mb": (_finite_positive, "a finite number > 0"),
+    "comm_timeout": (_finite_positive, "a finite number of seconds > 0"),
     "image_size": (lambda v: v >= 1, ">= 1"),
     "num_classes": (lambda v: v >= 1, ">= 1"),
     "tol": (_finite_positive, "a finite number > 0"),

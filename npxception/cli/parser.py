@@ -33,7 +33,7 @@ TRAIN_DEFAULTS = {
     "bn_momentum": TRAIN_BN_MOMENTUM, "backend": "auto",
     **dataclasses.asdict(TRAIN_CONFIG),
     "out": None, "resume": None, "quiet": False, "threads": None, "max_steps": None,
-    "sync_bn": False, "bucket_mb": 4.0, "reduction": "ordered",
+    "sync_bn": False, "bucket_mb": 4.0, "reduction": "ring", "comm_timeout": 300.0,
 }
 _TYPES = {"int": int, "float": float, "str": str}
 
@@ -116,9 +116,13 @@ def _distributed_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sync-bn", action="store_true", help="batch-norm statistics over the global batch: "
                    "N processes compute what one process computes")
     g.add_argument("--bucket-mb", type=float, help="gradient bucket size in MB (default 4)")
-    g.add_argument("--reduction", choices=("ordered", "mpi"),
-                   help="ordered: gather and sum in rank order, bitwise repeatable (default); "
-                        "mpi: MPI_Iallreduce, less traffic on many processes")
+    g.add_argument("--reduction", choices=("ring", "ordered", "mpi"),
+                   help="ring: fixed-order ring reduce-scatter + allgather, 2(N-1)/N of the gradients per "
+                        "process, bitwise repeatable (default); ordered: gather and sum in rank order (N-1 "
+                        "copies per process); mpi: MPI_Iallreduce")
+    g.add_argument("--comm-timeout", type=float, metavar="SECONDS",
+                   help="end the job, naming the processes that did not arrive, when one waits longer than "
+                        "this at an exchange (default 300; the first step may take 10x, at least 30 minutes)")
 
 
 def build_parser(defaults: bool = True) -> argparse.ArgumentParser:

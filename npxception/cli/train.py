@@ -15,7 +15,7 @@ from .common import CLIError, error_line, say
 from .options import check_ranges, set_threads
 
 # Options that change how this process runs, not what it computes: honoured on --resume.
-RUN_OPTIONS = {"quiet", "threads", "resume", "bucket_mb", "workers", "max_steps"}
+RUN_OPTIONS = {"quiet", "threads", "resume", "bucket_mb", "workers", "max_steps", "comm_timeout"}
 # Options a resume may turn on although they change what the run computes, because they are the way
 # forward from the error that stopped it (an unreadable image advises --skip-bad-images). The run
 # records them: its first line, the checkpoint's data and every later epoch's metrics say so.
@@ -154,7 +154,8 @@ def _resume(args, given: set[str]) -> _Resumed:
 def cmd_train(args, given: set[str]) -> int:
     from ..distributed import init
 
-    dist = init(sync_bn=args.sync_bn, bucket_mb=args.bucket_mb, reduction=args.reduction)
+    dist = init(sync_bn=args.sync_bn, bucket_mb=args.bucket_mb, reduction=args.reduction,
+                comm_timeout=args.comm_timeout)
     if dist is None:  # one process: mpi4py is never imported
         return _train(args, given, None)
     with dist.guard():  # a rank that fails ends the job with a message naming it
@@ -167,14 +168,15 @@ def _is_root(dist) -> bool:
 
 def _resume_world(dist, resumed: _Resumed) -> None:
     """The one rule for every number of processes (train/resume.py check_same_world); the run keeps
-    its own reduction."""
-    from ..train.resume import check_same_world
+    its own reduction (resumed_reduction)."""
+    from ..train.resume import check_same_world, resumed_reduction
 
     size = 1 if dist is None else dist.size
     sync_bn, note = check_same_world(resumed.saved, size, resumed.config.batch_size, resumed.run_dir)
     if dist is not None:
         dist.sync_bn = sync_bn
-        dist.reduction = resumed.saved.get("distributed", {}).get("reduction", dist.reduction)
+        dist.reduction, reduction_note = resumed_reduction(resumed.saved, dist.reduction, resumed.run_dir)
+        resumed.notes += [reduction_note] if reduction_note else []
     if note:
         resumed.notes.append(note)
 

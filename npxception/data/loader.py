@@ -6,6 +6,10 @@ resumed at any batch sees exactly the batches an uninterrupted run would, with n
 state to save, and the prefetch thread cannot change what is drawn.
 
 Batches are preprocessed as Keras's Xception expects: x / 127.5 - 1, in the model's dtype.
+
+`share=(rank, size)` makes the loader prepare only rank's contiguous rows of every global batch
+(`batch_share`), with the augmentation those rows get in the whole batch: rank r of a data-parallel
+job reads and augments its own images only, and its rows are bitwise those of one process.
 """
 
 from __future__ import annotations
@@ -26,6 +30,34 @@ def preprocess(images: np.ndarray, dtype=np.float32) -> np.ndarray:
     return preprocess_input(images).astype(dtype, copy=False)
 
 
+def batch_share(rows: int, size: int, rank: int) -> tuple[int, int]:
+    """[start, stop) of `rank`'s contiguous share of a batch of `rows` (shares differ by at most one)."""
+    base, extra = divmod(rows, size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+class _RowsOfBatch:
+    """A generator that draws what a whole batch of `total` images draws and hands back `rows` of it.
+
+    The augmentation draws one value (or one row of values) per image, in arrays of the batch's
+    length; through this its draws for a share of the batch are those the share's images get when
+    the whole batch is augmented."""
+
+    def __init__(self, rng: np.random.Generator, total: int, rows: slice):
+        self.rng, self.total, self.rows = rng, total, rows
+
+    def _whole(self, size) -> tuple:
+        size = (size,) if np.isscalar(size) else tuple(size)
+        return (self.total, *size[1:])
+
+    def integers(self, low, high=None, size=None, **options):
+        return self.rng.integers(low, high, size=self._whole(size), **options)[self.rows]
+
+    def random(self, size=None, **options):
+        return self.rng.random(size=self._whole(size), **options)[self.rows]
+
+
 def epoch_order(count: int, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
     """The order of `count` samples in `epoch`: a permutation seeded by (seed, epoch), or 0..count-1.
 
@@ -41,16 +73,19 @@ class Loader:
 
     shuffle: a new seeded order each epoch; augment: random crop (pad 4) and flip, for training
     only; the last batch holds the remainder (it is smaller, never dropped); prefetch: how many
-    batches a background thread prepares ahead of the consumer (0: prepare in the caller).
+    batches a background thread prepares ahead of the consumer (0: prepare in the caller);
+    share: (rank, size) to prepare only that rank's rows of every batch.
     """
 
     def __init__(self, data: Dataset, batch_size: int, *, shuffle: bool = False, augment: bool = False,
-                 seed: int = 0, prefetch: int = 2, dtype=np.float32):
+                 seed: int = 0, prefetch: int = 2, dtype=np.float32, share: tuple[int, int] | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if share is not None and not 0 <= share[0] < share[1]:
+            raise ValueError(f"share must be (rank, size) with 0 <= rank < size, got {share!r}")
         self.data, self.batch_size = data, batch_size
         self.shuffle, self.augment, self.seed = shuffle, augment, seed
-        self.prefetch, self.dtype = prefetch, np.dtype(dtype)
+        self.prefetch, self.dtype, self.share = prefetch, np.dtype(dtype), share
 
     def __len__(self) -> int:
         return -(-len(self.data) // self.batch_size)
@@ -60,12 +95,17 @@ class Loader:
         return epoch_order(len(self.data), self.shuffle, self.seed, epoch)
 
     def batch(self, epoch: int, index: int, order: np.ndarray | None = None):
-        """Batch `index` of `epoch`: (x, labels)."""
+        """Batch `index` of `epoch`: (x, labels), only this loader's share of it when it has one."""
         order = self.order(epoch) if order is None else order
         rows = order[index * self.batch_size:(index + 1) * self.batch_size]
+        total, mine = len(rows), slice(None)
+        if self.share is not None:
+            mine = slice(*batch_share(total, self.share[1], self.share[0]))
+            rows = rows[mine]
         images = self.data.images[rows]
         if self.augment:
-            images = augment_batch(images, np.random.default_rng([self.seed, epoch, index]))
+            rng = np.random.default_rng([self.seed, epoch, index])
+            images = augment_batch(images, rng if self.share is None else _RowsOfBatch(rng, total, mine))
         return preprocess(images, self.dtype), self.data.labels[rows]
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:

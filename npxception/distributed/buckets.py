@@ -6,18 +6,22 @@ reaches `bucket_mb`, and its non-blocking reduction starts the moment its last b
 is done, so communication overlaps the backward pass of the earlier blocks. `finish()` is the one
 wait before the optimizer step; it unpacks the summed gradients back into every layer.
 
-Reductions (both non-blocking):
-  "ordered" (default) MPI_Iallgather of the bucket, then the rank-order sum of comm.py: the same
-            bits on every rank and in every run, whatever MPI does. Moves N copies of the bucket
-            to every rank: right for a handful of ranks.
-  "mpi"     MPI_Iallreduce(SUM): 2 (N-1)/N of the bucket per rank, right for many ranks. Its
-            repeatability rests on the MPI library choosing its algorithm from the communicator
-            size, message size and operation alone (MPICH and Open MPI do; the standard only
-            recommends it), which holds because the buckets are the same every step.
+Reductions (all non-blocking):
+  "ring"    (default) the fixed ring of ring.py on point-to-point messages: 2 (N-1)/N of the
+            bucket sent and received per rank, one bucket and one chunk of memory, whatever N; the
+            same bits on every rank and in every run at a fixed N and bucket size.
+  "ordered" MPI_Iallgather of the bucket, then the rank-order sum of comm.py: the same bits on
+            every rank and in every run, whatever MPI does. Moves N - 1 copies of the bucket to
+            every rank and holds N: kept for the runs checkpointed with it (the default before the
+            ring), which resume with it.
+  "mpi"     MPI_Iallreduce(SUM): the MPI library's own algorithm. Its repeatability rests on the
+            library choosing it from the communicator size, message size and operation alone
+            (MPICH and Open MPI do; the standard only recommends it), which holds because the
+            buckets are the same every step.
 
-Non-blocking collectives progress inside MPI calls; `ready()` tests the pending requests after
-every block, which is what drives the transfers forward on MPI libraries without a progress
-thread.
+Transfers progress inside MPI calls; `ready()` moves the pending buckets along after every block,
+which is what drives them forward on MPI libraries without a progress thread (and what advances
+the ring from round to round).
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .comm import Communicator, rank_order_sum
+from .ring import RingAllreduce
 
-REDUCTIONS = ("ordered", "mpi")
+REDUCTIONS = ("ring", "ordered", "mpi")
+TAG_BASE = 1000  # bucket b's ring messages travel on tag TAG_BASE + b
 
 
 @dataclass(eq=False)  # compared by identity: its fields hold arrays
@@ -42,6 +48,7 @@ class Bucket:
     send: np.ndarray | None = None
     recv: np.ndarray | None = None
     request: object = None
+    ring: RingAllreduce | None = None
     started_at: float = 0.0
     done_at: float = 0.0
     stats: dict = field(default_factory=dict)
@@ -75,7 +82,7 @@ def plan_buckets(blocks: list, bucket_bytes: int, itemsize: int) -> list[Bucket]
 class GradientBuckets:
     """Reduces a model's gradients over `comm` in buckets that overlap its backward pass."""
 
-    def __init__(self, comm: Communicator, model, *, bucket_mb: float = 4.0, reduction: str = "ordered"):
+    def __init__(self, comm: Communicator, model, *, bucket_mb: float = 4.0, reduction: str = "ring"):
         if not bucket_mb > 0:
             raise ValueError(f"bucket_mb must be > 0, got {bucket_mb!r}")
         if reduction not in REDUCTIONS:
@@ -86,9 +93,12 @@ class GradientBuckets:
         blocks = list(reversed(model.network.layers))
         self.buckets = plan_buckets(blocks, int(bucket_mb * 2**20), dtype.itemsize)
         self._closing = {id(b.blocks[-1]): b for b in self.buckets}  # block whose end starts the bucket
-        for b in self.buckets:
+        for index, b in enumerate(self.buckets):
             b.send = np.empty(b.size, dtype)
-            b.recv = np.empty((comm.size, b.size) if reduction == "ordered" else b.size, dtype)
+            if reduction == "ring":  # summed in place: no second buffer
+                b.ring = RingAllreduce(comm, b.size, dtype, TAG_BASE + index)
+            else:
+                b.recv = np.empty((comm.size, b.size) if reduction == "ordered" else b.size, dtype)
         self._pending: list[Bucket] = []
         self.last: dict = {}
 
@@ -107,18 +117,31 @@ class GradientBuckets:
         if bucket is not None:
             self._start(bucket)
         if self._pending:  # let MPI move the earlier buckets along
-            self.comm.MPI.Request.Testall([b.request for b in self._pending])
+            self._progress()
+
+    def _progress(self) -> bool:
+        """Advance every pending bucket; True when all are summed."""
+        if self.reduction == "ring":
+            return all([b.ring.progress() for b in self._pending])  # a list: every ring moves
+        return self.comm.MPI.Request.Testall([b.request for b in self._pending])
+
+    def comm_bytes(self) -> int:
+        """The bytes of the buffers the reduction holds (the buckets and what they receive into)."""
+        held = sum(b.send.nbytes + (b.recv.nbytes if b.recv is not None else b.ring.incoming.nbytes)
+                   for b in self.buckets)
+        return int(held)
 
     def _start(self, bucket: Bucket) -> None:
         be = self.backend
         for leaf, name, _shape, offset, size in bucket.slots:
             # Host buffers: a device gradient comes to the host here (CUDA-aware MPI is not assumed).
             bucket.send[offset:offset + size] = be.to_numpy(leaf.grads[name]).reshape(-1)
-        comm = self.comm.comm
-        if self.reduction == "ordered":
-            bucket.request = comm.Iallgather(bucket.send, bucket.recv)
+        if self.reduction == "ring":
+            bucket.ring.start(bucket.send)
+        elif self.reduction == "ordered":
+            bucket.request = self.comm.iallgather(bucket.send, bucket.recv, channel="gradients")
         else:
-            bucket.request = comm.Iallreduce(bucket.send, bucket.recv, op=self.comm.MPI.SUM)
+            bucket.request = self.comm.iallreduce_sum(bucket.send, bucket.recv, channel="gradients")
         bucket.started_at = time.perf_counter()
         self._pending.append(bucket)
 
@@ -130,13 +153,17 @@ class GradientBuckets:
             raise RuntimeError(f"{len(missing)} gradient bucket(s) were never started: the backward pass "
                                "did not report every block (call model.backward with on_block_done)")
         start = time.perf_counter()
-        self.comm.MPI.Request.Waitall([b.request for b in self._pending])
+        self.comm.wait_until(self._progress, "the gradient reduction")
         waited = time.perf_counter() - start
         be = self.backend
         for b in self._pending:
-            total = rank_order_sum(b.recv) if self.reduction == "ordered" else b.recv.copy()
+            if self.reduction == "ring":
+                total = b.send
+            else:
+                total = rank_order_sum(b.recv) if self.reduction == "ordered" else b.recv
             for leaf, name, shape, offset, size in b.slots:
-                leaf.grads[name] = be.to_device(total[offset:offset + size].reshape(shape))
+                # A copy: the bucket's buffers are refilled next step while the layers keep these.
+                leaf.grads[name] = be.to_device(total[offset:offset + size].reshape(shape).copy())
         first_start = min(b.started_at for b in self._pending)
         self._pending = []
         self.last = {"wait_s": waited, "comm_window_s": time.perf_counter() - first_start}

@@ -1,9 +1,13 @@
 """Data-parallel training: what the Trainer asks of the job when it runs on several ranks.
 
 The arithmetic is that of one process on the whole global batch:
-  - rows: every rank reads the same global batch from the loader (its order and augmentation are
-    a pure function of (seed, epoch, batch)) and keeps a contiguous slice of it; the dropout
-    layers are told where the slice starts, so row r draws the mask it draws in one process;
+  - rows: each rank's loader reads, decodes and augments only its contiguous rows of every global
+    batch (rows.py; the order and augmentation are a pure function of (seed, epoch, batch or
+    sample)), bitwise those rows of one process's batch. Before each step one exchange of two
+    integers per rank (`begin_step`) tells every rank the global batch's row count (smaller than
+    B when unreadable images were skipped), where its rows start, and whether any rank was asked
+    to stop; the dropout layers are told where the rows start, so row r draws the mask it draws
+    in one process;
   - loss: each rank's mean loss is weighted by its share of the rows (n_r / B), so the summed
     gradients are the gradient of the global mean loss;
   - gradients: summed in buckets that overlap backward (buckets.py);
@@ -24,17 +28,14 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ..data.loader import batch_share as shard_bounds  # [start, stop) of a rank's rows of a batch
 from .agreement import entries, plan_differences, set_up_failures
 from .buckets import GradientBuckets
-from .comm import Communicator
+from .comm import Communicator, RanksMissing
+from .rows import share_loader
 from .sync_bn import SyncBatchNorm
 
-
-def shard_bounds(rows: int, size: int, rank: int) -> tuple[int, int]:
-    """[start, stop) of `rank`'s contiguous share of `rows` (sizes differ by at most one)."""
-    base, extra = divmod(rows, size)
-    start = rank * base + min(rank, extra)
-    return start, start + base + (1 if rank < extra else 0)
+__all__ = ["AgreedError", "DataParallel", "shard_bounds"]
 
 
 def _layout(model) -> str:
@@ -53,13 +54,14 @@ class DataParallel:
     """One rank's part in a data-parallel run over `comm`."""
 
     def __init__(self, comm: Communicator, *, sync_bn: bool = False, bucket_mb: float = 4.0,
-                 reduction: str = "ordered"):
+                 reduction: str = "ring"):
         self.comm, self.sync_bn = comm, bool(sync_bn)
         self.bucket_mb, self.reduction = float(bucket_mb), reduction
         self.rank, self.size, self.is_root = comm.rank, comm.size, comm.is_root
         self.buckets: GradientBuckets | None = None
-        self.loss_weight = 1.0
+        self.loss_weight, self.global_rows = 1.0, 0
         self.step_times: list[dict] = []
+        self._dropouts: list = []
 
     def describe(self) -> dict:
         """Saved with the checkpoint: what a resume must keep to repeat the same arithmetic."""
@@ -67,6 +69,10 @@ class DataParallel:
                 "bucket_mb": self.bucket_mb}
 
     # ------------------------------------------------------------------ set-up
+    def loader(self, data, batch_size: int, **options):
+        """The Trainer's loader on this rank: only this rank's rows of every global batch."""
+        return share_loader(data, batch_size, self.rank, self.size, **options)
+
     def check_batches(self, batch_size: int, train_rows: int, val_rows: int) -> None:
         """Clear errors for a global batch that cannot be split over the ranks."""
         n = self.size
@@ -108,7 +114,7 @@ class DataParallel:
         plan.update({"max_steps": trainer.max_steps, "steps per epoch": len(trainer.loader),
                      "starts at": f"epoch {trainer.epoch + 1}, batch {trainer.batch + 1}",
                      "skip_bad_images": trainer.skip_bad_images, "model layout": _layout(trainer.model),
-                     **self.describe()})
+                     "comm_timeout": self.comm.timeout, **self.describe()})
         return plan
 
     def start(self, trainer) -> None:
@@ -130,13 +136,22 @@ class DataParallel:
         self.comm.check_equal("the training settings, weights or optimizer state", groups, settings)
 
     # ------------------------------------------------------------------ one step
-    def shard(self, x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """This rank's rows of the global batch (x, labels); sets the loss weight and dropout offsets."""
-        start, stop = shard_bounds(len(labels), self.size, self.rank)
-        self.loss_weight = (stop - start) / len(labels)
+    def begin_step(self, stop: bool, rows: int) -> tuple[bool, int]:
+        """Before a step, with whether this rank was asked to stop (Ctrl-C) and how many rows its
+        loader gave: (whether any rank was asked, the global batch's rows), the same on every rank.
+        Sets the loss weight and where this rank's rows start for the dropout masks."""
+        counts = self.comm.gather_ints([int(bool(stop)), rows], "the exchange of row counts")
+        self.global_rows = int(counts[:, 1].sum())
+        self.loss_weight = rows / max(self.global_rows, 1)
+        start = int(counts[:self.rank, 1].sum())
         for layer in self._dropouts:
             layer.first_sample = start
-        return x[start:stop], labels[start:stop]
+        return bool(counts[:, 0].any()), self.global_rows
+
+    def end_step(self) -> None:
+        """After a step every rank finished: the deadline now holds (compilation is behind)."""
+        self.comm.step += 1
+        self.comm.armed = True
 
     def backward(self, model, dlogits) -> None:
         """Backward with the gradient buckets reducing as blocks finish; one wait at the end."""
@@ -150,10 +165,6 @@ class DataParallel:
         """(mean loss over the global batch, correct predictions over it), the same on every rank."""
         loss_sum, correct_sum = self.comm.sum([loss * rows, correct])
         return float(loss_sum / global_rows), int(round(correct_sum))
-
-    def should_stop(self, requested: bool) -> bool:
-        """Whether any rank was asked to stop (Ctrl-C): all ranks stop at the same step."""
-        return self.comm.any(requested)
 
     # ------------------------------------------------------------------ evaluation and writes
     def evaluate(self, model, data, batch_size: int = 100, label_smoothing: float = 0.0) -> dict:
@@ -189,7 +200,7 @@ class DataParallel:
     def guard(self) -> Iterator[None]:
         """A rank that raises ends the whole job (MPI_Abort) with a message naming it and the cause.
 
-        A Ctrl-C stop is agreed by all ranks at the same step (should_stop), so TrainingInterrupted
+        A Ctrl-C stop is agreed by all ranks at the same step (begin_step), so TrainingInterrupted
         passes through and every rank exits normally after rank 0 saved the checkpoint; so does an
         AgreedError (a set-up error or ranks started differently), said once by rank 0.
         """
@@ -203,6 +214,9 @@ class DataParallel:
             if self.is_root:
                 raise
             raise SystemExit(1) from None  # rank 0 says it once
+        except RanksMissing as error:  # the lowest rank still alive says which did not arrive
+            self.comm.abort(str(error) if error.speaker else None)
+            raise
         except KeyboardInterrupt:  # before training started, or a second Ctrl-C: nothing to save
             self.comm.abort("interrupted (Ctrl-C) outside a training step")
             raise

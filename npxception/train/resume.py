@@ -1,6 +1,6 @@
 """What a resume checks before a checkpoint's contents reach the model: the data it was trained on,
-the number of processes it may continue on, and every header field's type and range (arrays are
-checked by their owners)."""
+the number of processes it may continue on and how its gradients are summed, and every header
+field's type and range (arrays are checked by their owners)."""
 
 from __future__ import annotations
 
@@ -93,3 +93,23 @@ def check_same_world(meta: dict, size: int, batch_size: int, run_dir) -> tuple[b
 
 def _processes(count: int) -> str:
     return f"{count} process" if count == 1 else f"{count} processes"
+
+
+def resumed_reduction(meta: dict, requested: str, run_dir) -> tuple[str, str | None]:
+    """(reduction, note) for continuing the run of checkpoint `meta` on several processes.
+
+    A run trained on several processes keeps the reduction it was trained with, so that on the same
+    number of processes it goes on with the same bits: a run checkpointed with "ordered" (the
+    default before the ring) resumes with it and says so once, since new runs sum around the ring.
+    A run trained on one process has no reduction yet and takes the `requested` one."""
+    saved = meta.get("distributed") or {}
+    reduction = saved.get("reduction")
+    if reduction is None or meta_field(saved, "world_size", int, 1) == 1:
+        return requested, None
+    if reduction not in ("ring", "ordered", "mpi"):
+        raise CheckpointError(f"checkpoint field 'distributed' names reduction {reduction!r}, expected one of "
+                              "ring, ordered, mpi")
+    if reduction == "ring":
+        return reduction, None
+    return reduction, (f"{run_dir} sums its gradients with --reduction {reduction}, as it was trained, and keeps "
+                       "it on resume (new runs sum around the ring by default)")

@@ -73,8 +73,8 @@ class Trainer:
     `npxception evaluate` and `--resume` can rebuild the run.
 
     `distributed` (an npxception.distributed.DataParallel, or None for one process) makes this
-    one rank of a data-parallel run: it shards each global batch, reduces the gradients, metrics
-    and evaluation, and only rank 0 writes files or shows progress.
+    one rank of a data-parallel run: its loader reads only this rank's rows of each global batch,
+    the gradients, metrics and evaluation are reduced, and only rank 0 writes files or shows progress.
     """
 
     def __init__(self, model, train_data: Dataset, val_data: Dataset, config: TrainConfig, run_dir,
@@ -99,8 +99,10 @@ class Trainer:
         # Recorded with every epoch: a run that had to drop unreadable images says from when on.
         self.skip_bad_images = bool(getattr(train_data, "skip_bad", False))
         dtype = np.dtype(getattr(model, "dtype", np.float32))
-        self.loader = make_loader(train_data, config.batch_size, shuffle=True, augment=config.augment,
-                                  seed=config.seed, dtype=dtype)
+        # On several ranks each rank's loader reads only its rows of every global batch.
+        build = make_loader if distributed is None else distributed.loader
+        self.loader = build(train_data, config.batch_size, shuffle=True, augment=config.augment,
+                            seed=config.seed, dtype=dtype)
         self.optimizer = make_optimizer(config.optimizer, self.backend, momentum=config.momentum,
                                         weight_decay=config.weight_decay)
         self.schedule = Schedule(config.lr, config.schedule, config.epochs, config.warmup_epochs,
@@ -180,9 +182,9 @@ class Trainer:
                    leave=True, desc=f"epoch {epoch + 1}/{cfg.epochs}", dynamic_ncols=True)
         try:
             for x, labels in self._batches(epoch):
-                stop = self._stop.is_set()
-                if self.dist is not None:  # every rank stops at the same step
-                    stop = self.dist.should_stop(stop)
+                stop, rows = self._stop.is_set(), len(labels)
+                if self.dist is not None:  # every rank stops at the same step; the global batch's rows
+                    stop, rows = self.dist.begin_step(stop, rows)
                 if stop:
                     self._save()
                     raise TrainingInterrupted(
@@ -192,10 +194,12 @@ class Trainer:
                 loss, correct = self._step(x, labels, epoch + (self.batch + 1) / steps)
                 r = self.running
                 r["seconds"] += time.perf_counter() - start
-                r["loss_sum"] += loss * len(labels)
+                r["loss_sum"] += loss * rows
                 r["correct"] += correct
-                r["seen"] += len(labels)
+                r["seen"] += rows
                 self.batch += 1
+                if self.dist is not None:
+                    self.dist.end_step()
                 if self._steps_left is not None:
                     self._steps_left -= 1
                 bar.update(1)
@@ -218,11 +222,10 @@ class Trainer:
             raise DatasetError(_counted_from_one(str(error), epoch, self.batch)) from error
 
     def _step(self, x: np.ndarray, labels: np.ndarray, progress: float) -> tuple[float, int]:
-        """One optimisation step; returns (loss, number of correct top-1 predictions)."""
+        """One optimisation step on the loader's batch (on several ranks: this rank's rows of the global
+        batch, after `dist.begin_step`); returns (loss, number of correct top-1 predictions), both
+        of the global batch."""
         be, cfg, model, dist = self.backend, self.config, self.model, self.dist
-        global_rows = len(labels)
-        if dist is not None:  # this rank's rows of the global batch
-            x, labels = dist.shard(x, labels)
         labels_dev = be.to_device(labels)
         logits = model.forward(be.to_device(x), True)
         # The loss kernels index the logits by label: a label the model has no class for would
@@ -231,7 +234,7 @@ class Trainer:
         loss = float(be.to_numpy(be.softmax_cross_entropy(logits, labels_dev, cfg.label_smoothing)))
         correct = topk_correct(be.to_numpy(logits), labels, 1)
         if dist is not None:  # the global batch's mean loss and correct count, on every rank
-            loss, correct = dist.reduce_metrics(loss, correct, len(labels), global_rows)
+            loss, correct = dist.reduce_metrics(loss, correct, len(labels), dist.global_rows)
         if not math.isfinite(loss):
             kept = (f"the last good checkpoint ({self.checkpoint_path}) is kept" if self.history
                     else "no checkpoint was written yet")
