@@ -56,3 +56,24 @@ def make_shards(folder_root, out, per_shard: int = 7):
                     info.size = len(data)
                     tar.addfile(info, io.BytesIO(data))
     return out
+
+
+def write_shard(path, samples) -> None:
+    """A tar shard of (key, image bytes, label) samples: KEY.jpg (or .png for PNG bytes) + KEY.cls."""
+    with tarfile.open(path, "w") as tar:
+        for key, data, label in samples:
+            suffix = ".png" if data[:4] == b"\x89PNG" else ".jpg"
+            for name, payload in ((key + suffix, data), (key + ".cls", str(label).encode())):
+                info = tarfile.TarInfo(name)
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+
+
+def make_small_shards(out, count: int, size: int = 32, classes: int = 3, per_shard: int = 10, seed: int = 0):
+    """`count` size x size JPEGs (label i % classes) in shards part-000.tar, part-001.tar, ..."""
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    samples = [(f"sample{i:05d}", jpeg_bytes(picture(rng, size, size)), i % classes) for i in range(count)]
+    for start in range(0, count, per_shard):
+        write_shard(out / f"part-{start // per_shard:03d}.tar", samples[start:start + per_shard])
+    return out

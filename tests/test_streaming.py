@@ -118,6 +118,18 @@ def test_workers_preprocess_exactly_as_the_in_memory_loader(dtype):
     assert np.array_equal(to_model_input(every_value, dtype), expected)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
+def test_a_worker_stores_each_row_as_the_in_memory_loader_preprocesses_it(dtype):
+    from npxception.data import preprocess
+    from npxception.data.streaming.pool import store
+
+    every_value = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
+    out = np.full((2, 16, 16, 3), 7, dtype=dtype)
+    store(every_value, out[1])  # in place, into a row of the batch
+    expected = every_value if dtype == np.uint8 else preprocess(every_value[None], dtype)[0]
+    assert np.array_equal(out[1], expected) and (out[0] == 7).all()
+
+
 def test_center_box_and_crop_fraction():
     assert center_box(375, 500, 0.8975) == pytest.approx((19.21875, 81.71875, 336.5625, 336.5625))
     assert EVAL_CROP_FRACTION == 0.8975

@@ -21,6 +21,7 @@ warning naming it.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import hashlib
 import logging
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..classes import names_for_labels
 from ..dataset import DatasetError
 from ..files import list_image_folder
 from .cache import cache_paths, load_cache, save_cache
@@ -214,7 +216,8 @@ def shard_files(spec: str) -> list[Path]:
 def shard_index(spec: str, *, cache: bool = True, skip_bad: bool = False) -> ImageIndex:
     """The index of webdataset-style shards (`KEY.jpg` + `KEY.cls`), from the cache when valid.
 
-    Class names are "0".."K-1", K = the largest label + 1. A truncated shard, a link member or an
+    Class names come from a `classes.txt` or `classes.json` beside the (first) shard (data/classes.py),
+    else "0".."K-1", K = the largest label + 1. A truncated shard, a link member or an
     incomplete sample is an error naming the shard (shards.py), or with `skip_bad` a logged warning
     counting what is left out; such an index is not cached, so the warning comes again next time.
     """
@@ -225,7 +228,7 @@ def shard_index(spec: str, *, cache: bool = True, skip_bad: bool = False) -> Ima
     anchor = files[0].parent
     beside = anchor / f".npxception-index-{identity[:16]}.npz"
     if cache and (index := _cached(beside, identity, key)) is not None:
-        return index
+        return _named(index, anchor)
     rows: list = []
     notes = []
     for shard, path in enumerate(files):
@@ -244,7 +247,14 @@ def shard_index(spec: str, *, cache: bool = True, skip_bad: bool = False) -> Ima
                        np.asarray([r[3] for r in rows], dtype=np.int64))
     if cache and not notes:
         _store(beside, identity, key, index, [])
-    return index
+    return _named(index, anchor)
+
+
+def _named(index: ImageIndex, folder: Path) -> ImageIndex:
+    """`index` with the names of the class file in `folder`, when there is one. Applied after the
+    cache, which keeps the numeric names: the file is read, and checked, on every run."""
+    names = names_for_labels(folder, int(index.labels.max()))
+    return index if names is None else dataclasses.replace(index, class_names=names)
 
 
 class Reader:

@@ -47,7 +47,7 @@ import numpy as np
 from ...resources import available_memory, format_bytes
 from .decode import DecodeError
 from .index import ImageIndex, Reader
-from .transforms import Transform
+from .transforms import Transform, WholeImage
 
 POLL_SECONDS = 0.1
 # How long all the workers together get to exit after SIGTERM before SIGKILL; they exit in milliseconds.
@@ -72,7 +72,7 @@ class Job:
     """What every worker needs, sent once when it starts."""
 
     index: ImageIndex
-    transform: Transform
+    transform: Transform | WholeImage
     seed: int
     slots: int
     slot_rows: int
@@ -90,16 +90,30 @@ def to_model_input(image: np.ndarray, dtype) -> np.ndarray:
     return (image.astype(np.float32) / np.float32(127.5) - np.float32(1.0)).astype(dtype, copy=False)
 
 
-def fill(reader: Reader, transform: Transform, seed: int, epoch: int, samples: np.ndarray,
+def store(image: np.ndarray, out: np.ndarray) -> None:
+    """A transformed uint8 image into its row of a batch: as it is into a uint8 batch (the up-front
+    decode), else as `to_model_input`. float32, the usual case, is computed in place in the slot:
+    the same two operations in the same precision, without the three temporary copies."""
+    if out.dtype == np.uint8:
+        out[...] = image
+    elif out.dtype == np.float32:
+        np.divide(image, np.float32(127.5), out=out)
+        np.subtract(out, np.float32(1.0), out=out)
+    else:
+        out[...] = to_model_input(image, out.dtype)
+
+
+def fill(reader: Reader, transform: Transform | WholeImage, seed: int, epoch: int, samples: np.ndarray,
          out: np.ndarray) -> list[tuple[int, str, str]]:
-    """Decode, transform and preprocess `samples` into out[0], out[1], ... (a float array); returns
-    (row, file, reason) of the images that could not be read (their rows are left as they were)."""
+    """Decode, transform and preprocess `samples` into out[0], out[1], ... (a float array, or uint8
+    for the images as decoded); returns (row, file, reason) of the images that could not be read
+    (their rows are left as they were)."""
     bad = []
     for row, sample in enumerate(samples):
         sample = int(sample)
         try:
             rng = sample_rng(seed, epoch, sample) if transform.train else None
-            out[row] = to_model_input(transform(reader.read(sample), rng), out.dtype)
+            store(transform(reader.read(sample), rng), out[row])
         except (DecodeError, OSError, ValueError) as e:
             reason = str(e) if isinstance(e, DecodeError) else f"cannot read ({type(e).__name__}: {e})"
             bad.append((row, reader.index.name(sample), reason))
@@ -247,7 +261,7 @@ def default_start_method() -> str:
 class WorkerPool:
     """`workers` processes and `slots` shared batch buffers; `slots[k]` is the parent's view."""
 
-    def __init__(self, index: ImageIndex, transform: Transform, seed: int, *, workers: int, slots: int,
+    def __init__(self, index: ImageIndex, transform: Transform | WholeImage, seed: int, *, workers: int, slots: int,
                  slot_rows: int, dtype=np.float32, start_method: str | None = None, timeout: float = 300.0):
         if workers < 1:
             raise ValueError(f"workers must be >= 1 for a worker pool, got {workers}")

@@ -13,6 +13,10 @@ timm's value for Xception at 299 (resize to 333, crop 299); TF-slim's Inception 
 0.875; Keras's Xception weights are documented at 299 without naming a crop, and 1.0 (the whole
 shorter side) reproduces a plain squash-free resize.
 
+Decoding up front (memory.py): the whole image at full size, resized (bilinear) to size x size
+only when it is not that size already, as `load_image_folder` reads a folder into memory; the
+in-memory loader then crops and flips each batch.
+
 Every random draw comes from the generator handed in, which the loader seeds by (seed, epoch,
 sample), so an image's crop and flip do not depend on which process decodes it or when.
 """
@@ -24,9 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .decode import decode, image_shape, min_decode_size
+from .decode import DecodeError, decode, image_shape, min_decode_size
 
 EVAL_CROP_FRACTION = 0.8975
+RESIZE_HINT = "give --image-size to resize them all"
 AREA_RANGE = (0.08, 1.0)
 ASPECT_RANGE = (3 / 4, 4 / 3)
 ATTEMPTS = 10
@@ -97,3 +102,26 @@ class Transform:
         resized = Image.fromarray(pixels).resize((self.size, self.size), Image.Resampling.BILINEAR, box=box)
         out = np.asarray(resized, dtype=np.uint8)
         return out[:, ::-1] if flip else out
+
+
+@dataclass(frozen=True)
+class WholeImage:
+    """Bytes -> uint8 (size, size, 3): the whole image, decoded at full size, resized (bilinear) when
+    it is not size x size. strict: refuse an image of another size instead of resizing it (no
+    --image-size was given, so every image must be as large as the first). No random draws."""
+
+    size: int
+    strict: bool = False
+    train: bool = False  # read by the workers: no per-sample generator is drawn
+
+    def __call__(self, data: bytes, rng: np.random.Generator | None = None) -> np.ndarray:
+        from PIL import Image
+
+        pixels = decode(data, reduced=False)
+        if pixels.shape[:2] == (self.size, self.size):
+            return pixels
+        if self.strict:
+            raise DecodeError(f"is {pixels.shape[1]}x{pixels.shape[0]}, the first image {self.size}x{self.size}; "
+                              f"{RESIZE_HINT}")
+        resized = Image.fromarray(pixels).resize((self.size, self.size), Image.Resampling.BILINEAR)
+        return np.asarray(resized, dtype=np.uint8)
