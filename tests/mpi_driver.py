@@ -1,9 +1,10 @@
 """Runs under `mpiexec -n N python tests/mpi_driver.py MODE OUT` for tests/test_distributed.py.
 
-train:  a float64 Trainer run of `tiny` with sync-BN (N = 1 is one plain process), checkpoint in OUT.
+train:  a float64 Trainer run of `tiny` with sync-BN (N = 1 is one plain process), checkpoint in OUT,
+        and OUT/hosts.json: the number of ranks and how many share rank 0's host (memory).
 raise:  the same run, where rank 1 raises at its third training forward (rank 0 carries on).
-slow:   the same run with comm_timeout argv[5] s, where rank 1 sleeps argv[4] s at its training
-        forward number argv[3] (0: in the first step, whose deadline is longer).
+slow:   the same run for 3 steps with comm_timeout argv[5] s, where rank 1 sleeps argv[4] s at its
+        training forward number argv[3] (0: in the first step, whose deadline is longer).
 stream: 2-step float64 training of `tiny` on the streamed shards argv[3] (one unreadable image,
         skipped), after writing OUT/batches_rank{r}.npz (epoch 0 of the rank's loader) and
         OUT/reads_rank{r}.json (how many images that rank read for it).
@@ -162,7 +163,13 @@ def main(mode: str, out: str, *rest: str) -> None:
     trainer = Trainer(model, make_shapes(60, 16, seed=0), make_shapes(30, 16, seed=1), CONFIG, out, quiet=True,
                       distributed=dist)
     with dist.guard() if dist is not None else contextlib.nullcontext():
-        trainer.fit()
+        trainer.fit(max_steps=3 if mode == "slow" else None)
+    if mode == "train" and (dist is None or dist.is_root):
+        import json
+        from pathlib import Path
+
+        ranks, local = (1, 1) if dist is None else (dist.size, dist.comm.local_size)
+        (Path(out) / "hosts.json").write_text(json.dumps({"ranks": ranks, "ranks_on_rank_0s_host": local}))
 
 
 if __name__ == "__main__":

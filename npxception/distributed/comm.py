@@ -14,7 +14,8 @@ after `timeout` seconds. The ranks still alive then call the roll (a few bytes t
 tag of their own): the lowest of them says once which ranks did not answer and at which step, and
 the job ends through MPI_Abort. Until the first training step has ended the deadline is
 `STARTUP_FACTOR` times longer (at least `STARTUP_MIN_S`): the first step may compile every kernel
-from an empty cache.
+from an empty cache. The ranks waiting for rank 0's writes (a checkpoint, plots) get that allowance
+too (`patient`); rank 0 meets them under the deadline, so a rank missing there is still named.
 
 Traffic: `traffic[channel]` counts the payload bytes this rank sent and received, the gradient
 buckets on channel "gradients", everything else on "other". Point-to-point messages are counted
@@ -85,26 +86,30 @@ class Communicator:
         return World(self.size, self.rank, "mpi")
 
     # ------------------------------------------------------------------ waiting, with a deadline
-    def deadline_s(self) -> float:
-        return self.timeout if self.armed else max(STARTUP_MIN_S, STARTUP_FACTOR * self.timeout)
+    def deadline_s(self, patient: bool = False) -> float:
+        """The deadline of a wait; `patient`: the allowance of the first step, for a wait on writes."""
+        if self.armed and not patient:
+            return self.timeout
+        return max(STARTUP_MIN_S, STARTUP_FACTOR * self.timeout)
 
-    def wait(self, requests: list, what: str) -> None:
+    def wait(self, requests: list, what: str, patient: bool = False) -> None:
         """Wait for every request in `requests`, at most the deadline (then RanksMissing)."""
         test = self.MPI.Request.Testall
-        self.wait_until(lambda: test(requests), what)
+        self.wait_until(lambda: test(requests), what, patient)
 
-    def wait_until(self, done: Callable[[], bool], what: str) -> None:
+    def wait_until(self, done: Callable[[], bool], what: str, patient: bool = False) -> None:
         """Poll `done()` (which moves the transfers along) until it is True; a roll call answered
         on the way, RanksMissing after the deadline."""
-        deadline = time.monotonic() + self.deadline_s()
+        limit = self.deadline_s(patient)
+        deadline = time.monotonic() + limit
         pause = POLL_MIN_S
         while not done():
             if self.comm.Iprobe(source=self.MPI.ANY_SOURCE, tag=ROLL_TAG) or time.monotonic() > deadline:
-                self._roll_call(what)
+                self._roll_call(what, limit)
             time.sleep(pause)
             pause = min(POLL_MAX_S, 2 * pause)
 
-    def _roll_call(self, what: str) -> None:
+    def _roll_call(self, what: str, limit: float) -> None:
         """Which ranks are alive: each one that takes part sends its rank to all and listens for
         ROLL_CALL_S. Raises RanksMissing naming the others."""
         others = [r for r in range(self.size) if r != self.rank]
@@ -118,8 +123,8 @@ class Communicator:
         alive = [self.rank] + [r for r, req in receives.items() if req.Test()]
         missing = sorted(set(range(self.size)) - set(alive))
         del sends  # small messages: sent eagerly, nothing to wait for
-        deadline = f"--comm-timeout {self.timeout:g} s" if self.armed else \
-            f"{self.deadline_s():g} s (the first step's allowance of --comm-timeout {self.timeout:g} s)"
+        deadline = f"--comm-timeout {self.timeout:g} s" if limit == self.timeout else \
+            f"{limit:g} s (the allowance of the first step and of writes, for --comm-timeout {self.timeout:g} s)"
         if missing:
             who = f"rank {missing[0]}" if len(missing) == 1 else f"ranks {', '.join(map(str, missing))}"
             line = (f"{who} of {self.size} did not arrive within {deadline} ({what} of step {self.step + 1}); "
@@ -154,8 +159,8 @@ class Communicator:
         self._count(channel, moved, moved)
         return self.comm.Iallreduce(local, total, op=self.MPI.SUM)
 
-    def barrier(self) -> None:
-        self.wait([self.comm.Ibarrier()], "the barrier after a checkpoint")
+    def barrier(self, what: str = "a barrier", patient: bool = False) -> None:
+        self.wait([self.comm.Ibarrier()], what, patient)
 
     def gather_rows(self, values, what: str = "a small exchange") -> np.ndarray:
         """(N, ...) float64: every rank's `values`, row r from rank r."""

@@ -163,7 +163,7 @@ class DataParallel:
 
     def reduce_metrics(self, loss: float, correct: int, rows: int, global_rows: int) -> tuple[float, int]:
         """(mean loss over the global batch, correct predictions over it), the same on every rank."""
-        loss_sum, correct_sum = self.comm.sum([loss * rows, correct])
+        loss_sum, correct_sum = self.comm.sum([loss * rows, correct], "the sum of the metrics")
         return float(loss_sum / global_rows), int(round(correct_sum))
 
     # ------------------------------------------------------------------ evaluation and writes
@@ -184,14 +184,18 @@ class DataParallel:
         start, stop = shard_bounds(len(data), self.size, self.rank)
         part = evaluate(model, data.subset(np.arange(start, stop)), batch_size, label_smoothing)
         n = part["count"]
-        sums = self.comm.sum([part["loss"] * n, round(part["top1"] * n), round(part["top5"] * n), n])
-        confusion = np.rint(self.comm.sum(part["confusion"])).astype(np.int64)
+        sums = self.comm.sum([part["loss"] * n, round(part["top1"] * n), round(part["top5"] * n), n], "the evaluation")
+        confusion = np.rint(self.comm.sum(part["confusion"], "the evaluation")).astype(np.int64)
         total = sums[3]
         return {"loss": float(sums[0] / total), "top1": float(sums[1] / total), "top5": float(sums[2] / total),
                 "count": int(total), "confusion": confusion}
 
     def barrier(self) -> None:
-        self.comm.barrier()
+        """Where the ranks meet after rank 0's writes (checkpoint, plots). The others wait for those
+        with the allowance of the first step (a large checkpoint on a slow disk); rank 0, arriving
+        last, under the deadline, so that a rank missing there is still named in time."""
+        what = "the meeting after the checkpoint" if self.is_root else "the wait for rank 0's checkpoint"
+        self.comm.barrier(what, patient=not self.is_root)
 
     def bcast_object(self, obj):
         return self.comm.bcast_object(obj)

@@ -63,7 +63,7 @@ class SyncBatchNorm:
         _, mean, var = be.batch_norm_train(x, p["gamma"], p["beta"], layer.epsilon)
         c = layer.channels
         local = np.concatenate([[n], be.to_numpy(mean).astype(np.float64), be.to_numpy(var).astype(np.float64)])
-        rows = self.comm.gather_rows(local)
+        rows = self.comm.gather_rows(local, "the batch-norm statistics")
         total, g_mean, g_var = combine_statistics(rows[:, 0], rows[:, 1:1 + c], rows[:, 1 + c:])
         self._counts[id(layer)] = total
         mean = be.to_device(g_mean.astype(layer.dtype))
@@ -77,7 +77,7 @@ class SyncBatchNorm:
         dx_fixed, dgamma, dbeta = be.batch_norm_backward(dy, x, gamma, mean, var, eps, False)
         c = layer.channels
         local = np.concatenate([be.to_numpy(dgamma).astype(np.float64), be.to_numpy(dbeta).astype(np.float64)])
-        sums = self.comm.sum(local)
+        sums = self.comm.sum(local, "the batch-norm gradient sums")
         total = self._counts.pop(id(layer))
         b, a = sums[:c] / total, sums[c:] / total
         scale = be.to_numpy(gamma).astype(np.float64) / np.sqrt(be.to_numpy(var).astype(np.float64) + eps)

@@ -10,8 +10,9 @@ running sums of the epoch's training metrics. The loader's batches are a pure fu
 (seed, epoch, batch), so a resumed run performs exactly the same arithmetic as an uninterrupted
 one and ends with bit-identical weights.
 
-Run directory: checkpoint.npz, metrics.jsonl (one line per epoch), learning_curves.png,
-confusion_matrix.png, and run.lock while a training holds it (lock.py).
+Run directory: checkpoint.npz (the last epoch or step), best.npz (the epoch with the best validation
+top-1), metrics.jsonl (one line per epoch), learning_curves.png, confusion_matrix.png, and run.lock
+while a training holds it (lock.py).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import Dataset, DatasetError, describe_dataset, make_loader
-from .checkpoint import FORMAT_VERSION, CheckpointError, checkpoint_format, save_checkpoint
+from .checkpoint import FORMAT_VERSION, CheckpointError, checkpoint_format, keep_copy, save_checkpoint
 from .clipping import clip_by_global_norm
 from .config import TrainConfig
 from .ema import EMA
@@ -44,10 +45,12 @@ from .resume import check_same_data, meta_field
 from .schedules import Schedule
 from .stop import install_stop_handlers
 
-__all__ = ["CHECKPOINT", "METRICS", "TrainConfig", "Trainer", "TrainingDiverged", "TrainingInterrupted",
-           "check_same_data"]
+__all__ = ["BEST_CHECKPOINT", "CHECKPOINT", "METRICS", "TrainConfig", "Trainer", "TrainingDiverged",
+           "TrainingInterrupted", "check_same_data"]
 
 CHECKPOINT = "checkpoint.npz"
+# The checkpoint of the epoch with the best validation top-1 so far (the first of equals kept).
+BEST_CHECKPOINT = "best.npz"
 METRICS = "metrics.jsonl"
 
 
@@ -274,12 +277,18 @@ class Trainer:
         if self._writes:
             self.log.write(record)
         self.epoch, self.batch, self.running = self.epoch + 1, 0, _fresh_running()
-        self._save()
+        # Rank 0 plots before it meets the other ranks after the checkpoint: they wait for all of its
+        # writes at once, with the allowance for writes, not at the next step under the deadline.
+        self._save(meet=not self._writes)
         if not self._writes:
             return
+        if all(record["val_top1"] > h["val_top1"] for h in self.history[:-1]):
+            keep_copy(self.checkpoint_path, self.run_dir / BEST_CHECKPOINT)
         self._plot("learning_curves.png", plot_learning_curves, self.history)
         self._plot("confusion_matrix.png", plot_confusion_matrix, val["confusion"], self.val_data.class_names,
                    title=f"validation, epoch {record['epoch']}: top-1 {100 * val['top1']:.1f}%")
+        if self.dist is not None:
+            self.dist.barrier()
         self._print(f"epoch {record['epoch']}/{self.config.epochs}: train loss {record['train_loss']:.4f} "
                     f"acc {100 * record['train_top1']:.1f}% | val loss {val['loss']:.4f} "
                     f"top-1 {100 * val['top1']:.2f}% top-5 {100 * val['top5']:.2f}% | "
@@ -314,7 +323,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def _save(self) -> None:
+    def _save(self, meet: bool = True) -> None:
+        """Write the checkpoint (rank 0); with `meet`, every rank then waits until it is complete."""
         if not self._writes:  # rank 0 writes; the others wait until the checkpoint is complete
             self.dist.barrier()
             return
@@ -332,7 +342,7 @@ class Trainer:
             "data_description": self.data_description,
         }
         save_checkpoint(self.checkpoint_path, groups, meta)
-        if self.dist is not None:
+        if self.dist is not None and meet:
             self.dist.barrier()
 
     def restore(self, groups: dict, meta: dict) -> None:
