@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -58,15 +60,40 @@ def test_evaluate_rebuilds_the_streamed_validation_split(straight, capsys):
     assert f'"top1": {meta["history"][-1]["val_top1"]}' in out and '"count": 4' in out
 
 
-def test_shards_train_and_evaluate_every_image(folder, straight, tmp_path, capsys):
+@pytest.mark.parametrize("mode", ["--stream", None], ids=["streamed", "small images in memory"])
+def test_shards_train_and_evaluate_every_image(folder, straight, tmp_path, capsys, mode):
     shards = make_shards(folder, tmp_path / "shards", per_shard=10)
     pattern = str(shards / "part-{000..004}.tar")
     out = tmp_path / "run"
-    assert main(["train", "--dataset", "shards", "--data-dir", pattern, *TINY, "--max-steps", "2",
-                 "--out", str(out)]) == 0
-    assert "on shards (streamed from disk" in capsys.readouterr().out
+    assert main(["train", "--dataset", "shards", "--data-dir", pattern, *TINY, *([mode] if mode else []),
+                 "--max-steps", "2", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    if mode:
+        assert "on shards (streamed from disk" in said
+    else:  # 16 px images: decoded once, up front, and the run's first line says so
+        assert said.startswith("data: 45 images decoded into memory") and "on shards (in memory)" in said
+        assert load_checkpoint(out)[1]["data"]["stream"] is False  # what --resume and evaluate reload
+        assert main(["train", "--resume", str(out), "--max-steps", "1", "--quiet"]) == 0
+        assert "decoded into memory" in capsys.readouterr().out
     assert main(["evaluate", str(straight), "--dataset", "shards", "--data-dir", pattern]) == 0
     assert capsys.readouterr().out.startswith("shards: 45 images")
+
+
+def test_a_separate_validation_shard_and_the_best_checkpoint(folder, tmp_path, capsys):
+    shards = make_shards(folder, tmp_path / "shards", per_shard=10)
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "shards", "--data-dir", str(shards / "part-{000..003}.tar"),
+                 "--val-data-dir", str(shards / "part-004.tar"), *TINY, "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "40 training / 5 validation images" in said and "validation images from" in said
+    _, meta = load_checkpoint(out)
+    history = meta["history"]
+    best = max(range(len(history)), key=lambda k: (history[k]["val_top1"], -k))  # the first of equals
+    assert load_checkpoint(out / "best.npz")[1]["epoch"] == best + 1
+    assert main(["evaluate", str(out / "best.npz"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["count"] == 5 and result["top1"] == history[best]["val_top1"]
+    assert list(result["per_class_top1"]) == result["class_names"] == list(meta["class_names"])
 
 
 def test_the_mode_is_chosen_by_size(folder, monkeypatch):
@@ -80,8 +107,8 @@ def test_the_mode_is_chosen_by_size(folder, monkeypatch):
 
 
 def test_streaming_options_are_checked(folder, tmp_path):
-    with pytest.raises(DatasetError, match="shards is always streamed"):
-        DataSpec("shards", str(tmp_path), stream=False)
+    with pytest.raises(DatasetError, match="--val-data-dir takes a folder or shards"):
+        DataSpec("npz", data_path=str(tmp_path / "d.npz"), val_data_dir=str(tmp_path))
     with pytest.raises(DatasetError, match="only folder and shards datasets can be streamed"):
         DataSpec("shapes", stream=True)
     with pytest.raises(DatasetError, match="no such shard file"):

@@ -42,12 +42,27 @@ def cmd_evaluate(args) -> int:
                        f"{model.config.num_classes}")
     result = evaluate(model, data, args.batch_size)
     confusion = result.pop("confusion")
+    names = _class_names(data, meta, model.config.num_classes)
+    per_class = {name: (float(confusion[k, k] / confusion[k].sum()) if confusion[k].sum() else None)
+                 for k, name in enumerate(names[:len(confusion)])}
     if args.json:
-        print(json.dumps({**result, "dataset": spec.dataset, "confusion": confusion.tolist()}))
+        print(json.dumps({**result, "dataset": spec.dataset, "class_names": names, "per_class_top1": per_class,
+                          "confusion": confusion.tolist()}))
     else:
         print(f"{spec.dataset}: {result['count']} images, loss {result['loss']:.4f}, "
               f"top-1 {100 * result['top1']:.2f}%, top-5 {100 * result['top5']:.2f}%")
+        print("per class top-1: " + ", ".join(f"{name} {'-' if acc is None else f'{100 * acc:.1f}%'}"
+                                              for name, acc in per_class.items()))
     return 0
+
+
+def _class_names(data, meta: dict, num_classes: int) -> list[str]:
+    """The data's class names, or the run's (the checkpoint records them) where the data has none of its own."""
+    own = [str(name) for name in data.class_names]
+    saved = [str(name) for name in meta.get("class_names") or []]
+    if saved and own == [str(k) for k in range(len(own))] and len(saved) >= len(own):
+        return saved  # shards without a classes.txt: numbered, where the run knew the names
+    return own
 
 
 def cmd_predict(args) -> int:

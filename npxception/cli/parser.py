@@ -29,6 +29,7 @@ TRAIN_CONFIG = TrainConfig.small()
 TRAIN_DEFAULTS = {
     "dataset": "shapes", "data_dir": None, "data_path": None, "train_size": None, "val_size": None,
     "image_size": None, "data_seed": 0, "stream": None, "workers": None, "skip_bad_images": False,
+    "val_data_dir": None,
     "preset": "small", "width_multiplier": None, "middle_blocks": None, "dropout": None,
     "bn_momentum": TRAIN_BN_MOMENTUM, "backend": "auto",
     **dataclasses.asdict(TRAIN_CONFIG),
@@ -48,9 +49,13 @@ def _data_options(p: argparse.ArgumentParser, *, for_training: bool) -> None:
                    help=("shapes: built-in procedural images (default); " if for_training else "")
                    + "cifar10: cifar-10-batches-py in --data-dir; npz: --data-path with 'images' uint8 NHWC "
                      "and 'labels'; folder: --data-dir with one subfolder per class; shards: webdataset "
-                     ".tar shards (KEY.jpg + KEY.cls) in --data-dir, a glob or a {000..099} range, streamed")
+                     ".tar shards (KEY.jpg + KEY.cls) in --data-dir, a glob or a {000..099} range, with "
+                     "classes.txt or classes.json beside them for class names")
     g.add_argument("--data-dir", help="folder for cifar10 / folder / shards datasets")
     g.add_argument("--data-path", help=".npz file for the npz dataset")
+    if for_training:
+        g.add_argument("--val-data-dir", help="folder / shards: validate on these images (a held-out shard, a test "
+                                              "folder) and train on every image of --data-dir")
     g.add_argument("--train-size", type=int, help="use only the first N training images "
                                                   "(shapes: how many to draw, default 6000)")
     g.add_argument("--val-size", type=int, help="validation images: held out from npz / folder "
@@ -62,8 +67,8 @@ def _data_options(p: argparse.ArgumentParser, *, for_training: bool) -> None:
     # train's parser leaves unset options out (argument_default=SUPPRESS) to tell which were given
     unset = {} if for_training else {"default": None}
     mode.add_argument("--stream", dest="stream", action="store_true", **unset,
-                      help="decode the folder from disk as training goes (default: when it is large)")
-    mode.add_argument("--in-memory", dest="stream", action="store_false", help="decode the whole folder up front")
+                      help="decode images from disk as training goes (default: when they are large or many)")
+    mode.add_argument("--in-memory", dest="stream", action="store_false", help="decode every image up front")
     g.add_argument("--workers", type=int, help="processes decoding streamed images (default: cores - 1)")
     g.add_argument("--skip-bad-images", action="store_true", help="streamed: log and skip unreadable files")
 
@@ -135,7 +140,8 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     _train_parser(sub, defaults)
 
     e = sub.add_parser("evaluate", help="loss, top-1 and top-5 of a checkpoint")
-    e.add_argument("checkpoint", help="a run directory or its checkpoint.npz")
+    e.add_argument("checkpoint", help="a run directory (its last checkpoint), or a checkpoint file: RUN/best.npz "
+                                      "for the epoch with the best validation top-1")
     _data_options(e, for_training=False)
     e.add_argument("--backend", choices=BACKENDS, help="default: the run's backend")
     e.add_argument("--batch-size", type=int, default=250)
@@ -143,7 +149,7 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     e.add_argument("--threads", type=int, help="CPU threads for Numba kernels and BLAS (default: all)")
 
     pr = sub.add_parser("predict", help="top-k classes of image files")
-    pr.add_argument("checkpoint", help="a run directory or its checkpoint.npz")
+    pr.add_argument("checkpoint", help="a run directory (its last checkpoint), or RUN/best.npz")
     pr.add_argument("images", nargs="+", metavar="IMAGE")
     pr.add_argument("--top-k", type=int, default=3, help="how many classes to list per image (>= 1)")
     pr.add_argument("--backend", choices=BACKENDS, help="default: the run's backend")

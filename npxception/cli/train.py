@@ -24,12 +24,14 @@ MODEL_OPTIONS = ("width_multiplier", "middle_blocks", "dropout", "bn_momentum")
 # data option -> DataSpec field
 DATA_OPTIONS = {"dataset": "dataset", "data_dir": "data_dir", "data_path": "data_path",
                 "train_size": "train_size", "val_size": "val_size", "image_size": "image_size",
-                "data_seed": "seed", "stream": "stream", "skip_bad_images": "skip_bad_images"}
+                "data_seed": "seed", "stream": "stream", "skip_bad_images": "skip_bad_images",
+                "val_data_dir": "val_data_dir"}
 
 
 def data_spec(args) -> DataSpec:
     return DataSpec(args.dataset, args.data_dir, args.data_path, args.train_size, args.val_size,
-                    args.image_size, args.data_seed, args.stream, args.skip_bad_images)
+                    args.image_size, args.data_seed, args.stream, args.skip_bad_images,
+                    getattr(args, "val_data_dir", None))
 
 
 def train_config(args) -> TrainConfig:
@@ -259,7 +261,9 @@ def _set_up(args, given: set[str], dist, run_dir: Path | None) -> _Job:
         backend = resumed.saved["backend"]
     else:
         (spec, config, backend), model_cfg = _new_run(args, run_dir), None
-    train_data, val_data = load_split(spec, args.workers)
+    loading = []  # the one-line account of an up-front decode, for the first line
+    train_data, val_data = load_split(spec, args.workers, progress=not args.quiet and _is_root(dist),
+                                      report=loading.append)
     if resumed:  # before the model is built: a class added to the data is refused by name
         check_same_data(resumed.saved, {"train": describe_dataset(train_data), "val": describe_dataset(val_data)})
     if model_cfg is None:
@@ -276,7 +280,8 @@ def _set_up(args, given: set[str], dist, run_dir: Path | None) -> _Job:
                       extra_meta=meta, distributed=dist)
     if resumed:
         trainer.restore(resumed.groups, resumed.saved)
-    return _Job(trainer, run_dir, _first_line(trainer, spec, resumed, dist), resumed.notes if resumed else [])
+    first = _first_line(trainer, spec, resumed, dist)
+    return _Job(trainer, run_dir, "\n".join([*loading, first]), resumed.notes if resumed else [])
 
 
 def _first_line(trainer, spec: DataSpec, resumed: _Resumed | None, dist) -> str:
@@ -284,6 +289,8 @@ def _first_line(trainer, spec: DataSpec, resumed: _Resumed | None, dist) -> str:
     train_data, val_data = trainer.loader.data, trainer.val_data
     world = "" if dist is None else f" on {dist.size} processes{' with sync-BN' if dist.sync_bn else ''}"
     loading = f"streamed from disk, {train_data.workers} data workers" if spec.stream else "in memory"
+    if spec.val_data_dir is not None:
+        loading += f", validation images from {spec.val_data_dir}"
     if spec.skip_bad_images:
         loading += ", skipping unreadable images" + (" from this resume on" if resumed and resumed.skip_turned_on
                                                       else "")

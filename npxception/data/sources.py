@@ -11,7 +11,11 @@ A `DataSpec` is what `npxception train` records in its checkpoint, so that `eval
   permutation (default: a tenth).
 - "folder": `data_dir` has one subfolder per class; images resized to `image_size`; held out as npz.
 - "shards": `data_dir` is a folder of webdataset-style .tar shards (`KEY.jpg` + `KEY.cls`), a
-  glob or a `{000..099}` range; always streamed; held out as npz.
+  glob or a `{000..099}` range; small images (CIFAR-size) decoded into memory up front when they
+  fit, else streamed (`resolve_stream`); held out as npz.
+
+`val_data_dir`: for folder and shards, the validation images come from there (a held-out shard, a
+test folder) and every image of `data_dir` trains; without it they are held out of `data_dir`.
 
 `stream`: read a folder lazily through worker processes (`streaming/`) instead of into memory;
 None decides by size (`resolve_stream`), and the resolved value is what a checkpoint records.
@@ -52,6 +56,7 @@ class DataSpec:
     seed: int = 0
     stream: bool | None = None
     skip_bad_images: bool = False
+    val_data_dir: str | None = None
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
@@ -60,8 +65,9 @@ class DataSpec:
             raise DatasetError(f"--dataset {self.dataset} needs --data-dir")
         if self.dataset == "npz" and not self.data_path:
             raise DatasetError("--dataset npz needs --data-path (an .npz with 'images' and 'labels')")
-        if self.dataset == "shards" and self.stream is False:
-            raise DatasetError("--dataset shards is always streamed; drop --in-memory")
+        if self.val_data_dir is not None and self.dataset not in STREAMABLE:
+            raise DatasetError(f"--val-data-dir takes a folder or shards like --data-dir; --dataset {self.dataset} "
+                               "brings its own validation images")
         if self.stream and self.dataset not in STREAMABLE:
             raise DatasetError(f"only {' and '.join(STREAMABLE)} datasets can be streamed, not {self.dataset!r}")
         for name in ("train_size", "val_size", "image_size", "seed"):
@@ -80,7 +86,7 @@ class DataSpec:
             raise DatasetError("--image-size resizes the shapes and folder datasets; an .npz is used at the "
                                "size of its images (resize them when writing it)")
         # Absolute paths, so a checkpoint still finds its data from another working directory.
-        for name in ("data_dir", "data_path"):
+        for name in ("data_dir", "data_path", "val_data_dir"):
             value = getattr(self, name)
             if value is not None and self.dataset == "shards" and any(c in value for c in "*?[{"):
                 object.__setattr__(self, name, os.path.abspath(os.path.expanduser(value)))  # keep the pattern
@@ -99,15 +105,17 @@ def _memory_bytes() -> int:
 
 
 def resolve_stream(spec: DataSpec) -> DataSpec:
-    """`spec` with `stream` decided: shards always; a folder when its decoded images (count x
+    """`spec` with `stream` decided: shards in memory when their images are small and fit
+    (`streaming.choose_loading`), else streamed; a folder when its decoded images (count x
     image_size^2 x 3 bytes, or the first image's own size) exceed IN_MEMORY_LIMIT or a quarter of
     this machine's memory; everything else is in memory."""
     if spec.stream is not None or spec.dataset not in STREAMABLE:
         return spec if spec.stream is not None else dataclasses.replace(spec, stream=False)
-    if spec.dataset == "shards":
-        return dataclasses.replace(spec, stream=True)
-    from .streaming import Reader, folder_index, image_shape
+    from .streaming import Reader, choose_loading, folder_index, image_shape
+    from .streaming.split import spec_index
 
+    if spec.dataset == "shards":
+        return dataclasses.replace(spec, stream=not choose_loading(spec_index(spec), spec.image_size).in_memory)
     index = folder_index(spec.data_dir)
     if spec.image_size:
         pixels = spec.image_size ** 2
@@ -124,10 +132,29 @@ def _first(data: Dataset, count: int | None) -> Dataset:
     return data if count is None or count >= len(data) else data.subset(slice(0, count))
 
 
-def load_split(spec: DataSpec, workers: int | None = None) -> tuple[Dataset, Dataset]:
+def load_split(spec: DataSpec, workers: int | None = None, *, progress: bool = False,
+               report=None) -> tuple[Dataset, Dataset]:
     """(train, validation) for `spec`; StreamingDatasets (decoded by `workers` processes) when it
-    streams. Warns when the training images are all of one class."""
-    if resolve_stream(spec).stream:
+    streams; shards that do not stream decoded up front by `workers` processes (a progress bar
+    with `progress`; `report(line)` receives the one-line account of it). Warns when the training
+    images are all of one class."""
+    spec = resolve_stream(spec)
+    if spec.dataset == "shards" and not spec.stream:
+        from .streaming import decoded_or_streamed_evaluation, decoded_or_streamed_split
+
+        if spec.val_data_dir is None:
+            loaded = decoded_or_streamed_split(spec, workers, in_memory=True, progress=progress)
+            train, val = loaded.train, loaded.val
+        else:
+            loaded = decoded_or_streamed_evaluation(spec, workers, in_memory=True, progress=progress)
+            train = _first(loaded.train, spec.train_size)
+            val = _first(load_evaluation(_validation(spec), workers, progress=progress), spec.val_size)
+        if report is not None:
+            report(loaded.line)
+    elif spec.val_data_dir is not None:
+        train = _first(load_evaluation(dataclasses.replace(spec, val_data_dir=None), workers), spec.train_size)
+        val = _first(load_evaluation(_validation(spec), workers, progress=progress), spec.val_size)
+    elif spec.stream:
         from .streaming import streaming_split
 
         train, val = streaming_split(spec, workers)
@@ -135,6 +162,11 @@ def load_split(spec: DataSpec, workers: int | None = None) -> tuple[Dataset, Dat
         train, val = _split(spec)
     warn_if_one_class(train, spec.data_path or spec.data_dir or spec.dataset)
     return train, val
+
+
+def _validation(spec: DataSpec) -> DataSpec:
+    """The spec of a run's separate validation images: `val_data_dir`'s, loaded the training data's way."""
+    return dataclasses.replace(spec, data_dir=spec.val_data_dir, val_data_dir=None, train_size=None, val_size=None)
 
 
 def _split(spec: DataSpec) -> tuple[Dataset, Dataset]:
@@ -152,15 +184,22 @@ def _split(spec: DataSpec) -> tuple[Dataset, Dataset]:
     return _first(train, spec.train_size), val
 
 
-def load_evaluation(spec: DataSpec, workers: int | None = None) -> Dataset:
+def load_evaluation(spec: DataSpec, workers: int | None = None, *, progress: bool = False) -> Dataset:
     """The images to evaluate on when a dataset is named for `evaluate`: the validation set for
     shapes and cifar10 (the test batch), every image of an .npz file, image folder or shards."""
-    if resolve_stream(spec).stream:
+    spec = resolve_stream(spec)
+    if spec.dataset == "shards" and not spec.stream:
+        from .streaming import decoded_or_streamed_evaluation
+
+        data = decoded_or_streamed_evaluation(spec, workers, in_memory=True, progress=progress).train
+    elif spec.stream:
         from .streaming import streaming_evaluation
 
-        return streaming_evaluation(spec, workers)
-    if spec.dataset == "npz":
-        return load_npz(spec.data_path)
-    if spec.dataset == "folder":
-        return load_image_folder(spec.data_dir, spec.image_size)
-    return load_split(spec)[1]
+        data = streaming_evaluation(spec, workers)
+    elif spec.dataset == "npz":
+        data = load_npz(spec.data_path)
+    elif spec.dataset == "folder":
+        data = load_image_folder(spec.data_dir, spec.image_size)
+    else:
+        return load_split(spec)[1]
+    return data

@@ -45,11 +45,11 @@ def save_checkpoint(path, groups: Mapping[str, Mapping[str, np.ndarray]], meta: 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
     return path
 
 
-def _fsync_directory(folder: Path) -> None:
+def fsync_directory(folder: Path) -> None:
     """Make a rename in `folder` durable. Windows cannot open a directory; there NTFS journals it."""
     if os.name == "nt":
         return

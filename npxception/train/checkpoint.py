@@ -6,9 +6,14 @@ version 2 adds the field itself and `skip_bad_images` in each history record. A 
 version up to its own and refuses a newer one by name: it cannot know what that one means.
 """
 
-from ..io.npz import CheckpointError, load_checkpoint, save_checkpoint
+import os
+import shutil
+from pathlib import Path
 
-__all__ = ["FORMAT_VERSION", "CheckpointError", "checkpoint_format", "load_checkpoint", "save_checkpoint"]
+from ..io.npz import CheckpointError, fsync_directory, load_checkpoint, save_checkpoint
+
+__all__ = ["FORMAT_VERSION", "CheckpointError", "checkpoint_format", "keep_copy", "load_checkpoint",
+           "save_checkpoint"]
 
 FORMAT_VERSION = 2
 
@@ -23,3 +28,17 @@ def checkpoint_format(meta: dict, source: str = "the checkpoint") -> int:
         raise CheckpointError(f"{source} has format version {version}, newer than this npxception reads "
                               f"(1 to {FORMAT_VERSION}); upgrade npxception to use it")
     return version
+
+
+def keep_copy(checkpoint: Path, copy: Path) -> None:
+    """Make `copy` hold what `checkpoint` holds now (the best epoch's weights beside the last ones),
+    atomically as `save_checkpoint` writes: a hard link (no bytes copied; the checkpoint is replaced
+    by rename, never written in place, so the link keeps this version), else a copy, then a rename."""
+    tmp = copy.with_name(copy.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(checkpoint, tmp)
+    except OSError:  # a file system without hard links
+        shutil.copyfile(checkpoint, tmp)
+    os.replace(tmp, copy)
+    fsync_directory(copy.parent)

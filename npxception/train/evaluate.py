@@ -30,8 +30,11 @@ def evaluate(model, data: Dataset, batch_size: int = 100, label_smoothing: float
         predicted.append(scores.argmax(axis=1))
         seen.append(labels)
     n = sum(len(labels) for labels in seen)
+    predicted = np.concatenate(predicted)
+    # A model may predict a class the data has no image of (a validation shard without one class).
+    classes = max(data.num_classes, int(predicted.max(initial=-1)) + 1)
     return {"loss": loss_sum / n, "top1": top1 / n, "top5": top5 / n, "count": n,
-            "confusion": confusion_matrix(np.concatenate(predicted), np.concatenate(seen), data.num_classes)}
+            "confusion": confusion_matrix(predicted, np.concatenate(seen), classes)}
 
 
 def check_labels(labels: np.ndarray, num_classes: int, count: int, what: str = "labels") -> None:
