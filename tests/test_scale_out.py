@@ -44,10 +44,10 @@ def _env() -> dict:
     return env
 
 
-def _bounded(command: list[str], timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+def _bounded(command: list[str], timeout: float = TIMEOUT, **env: str) -> subprocess.CompletedProcess:
     """`command` in a session of its own; on timeout the launcher and every rank go together."""
-    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT,
-                           start_new_session=True)
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**_env(), **env},
+                           cwd=ROOT, start_new_session=True)
     try:
         out, err = job.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -375,7 +375,10 @@ def _two_hosts():
 @pytest.mark.skipif(_netns_unavailable() is not None, reason=_netns_unavailable() or "")
 def test_two_hosts_over_tcp_train_as_one_process(tmp_path):
     """One rank in each of two network namespaces (two hosts to MPICH: no shared memory), launched
-    by Hydra's ssh launcher through a script that enters the host's namespace instead of SSH."""
+    by Hydra's ssh launcher through a script that enters the host's namespace instead of SSH. The
+    namespaces share one kernel, where UCX (the wheel's netmod) would reach the other rank through
+    shared memory or cross-memory attach: UCX_TLS=tcp,self keeps it to TCP over the veth pair, as
+    between two machines; MPIEXEC_PORT_RANGE and UCX_TCP_PORT_RANGE are the README's firewall ranges."""
     with _two_hosts() as (first, second):
         hosts = tmp_path / "hosts"
         hosts.write_text("10.231.0.1:1\n10.231.0.2:1\n")
@@ -394,7 +397,8 @@ exec ip netns exec "$space" sh -c "$*"
         enter.chmod(0o755)
         command = ["ip", "netns", "exec", first, MPIEXEC, "-f", str(hosts), "-n", "2", "-launcher", "ssh",
                    "-launcher-exec", str(enter), sys.executable, DRIVER, "train", str(tmp_path / "two")]
-        _ok(_bounded(command))
+        _ok(_bounded(command, UCX_TLS="tcp,self", MPIEXEC_PORT_RANGE="50000:50100",
+                     UCX_TCP_PORT_RANGE="50101-50200"))
     _ok(_driver("train", tmp_path / "one", 0))
     (a, meta_a), (b, meta_b) = (load_checkpoint(tmp_path / n) for n in ("one", "two"))
     _close(a, b)
