@@ -23,6 +23,7 @@ from npxception.distributed import World, detect_world, init
 from npxception.distributed.data_parallel import shard_bounds
 from npxception.distributed.sync_bn import combine_statistics
 from npxception.train import load_checkpoint
+from tests.mpi_jobs import rank_pid
 
 ROOT = Path(__file__).resolve().parent.parent
 MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
@@ -212,7 +213,7 @@ def test_a_killed_rank_ends_the_job_and_keeps_the_checkpoint(tmp_path):
     deadline = time.monotonic() + TIMEOUT
     while not (run_dir / "checkpoint.npz").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    victim = _rank_pid(job.pid, 1)
+    victim = rank_pid(job.pid, 1)
     os.kill(victim, signal.SIGKILL)
     output, _ = job.communicate(timeout=30)  # bounded: the launcher ends the other rank
     assert job.returncode != 0, output
@@ -236,35 +237,6 @@ def test_a_global_batch_that_does_not_divide_is_a_clear_error(tmp_path):
     message = "--batch-size is the global batch and must divide evenly over the 2 ranks, got 15"
     assert result.stderr.count(message) == 1, result.stdout + result.stderr  # said once, by rank 0
     assert "aborting" not in result.stderr  # every rank agrees, so the job ends without MPI_Abort
-
-
-def _rank_pid(launcher_pid: int, rank: int) -> int:
-    """The pid of `rank` among the descendants of the launcher (read from /proc)."""
-    for _ in range(200):
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                environ = (entry / "environ").read_bytes().split(b"\0")
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if f"PMI_RANK={rank}".encode() in environ and b"npxception" in cmdline and _descends(entry.name,
-                                                                                                 launcher_pid):
-                return int(entry.name)
-        time.sleep(0.05)
-    raise AssertionError(f"no process of rank {rank} under pid {launcher_pid}")
-
-
-def _descends(pid: str, ancestor: int) -> bool:
-    while pid not in ("0", "1"):
-        try:
-            pid = (Path("/proc") / pid / "stat").read_text().rsplit(")", 1)[1].split()[1]
-        except OSError:
-            return False
-        if int(pid) == ancestor:
-            return True
-    return False
 
 
 @needs_mpi

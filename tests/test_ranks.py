@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from npxception.train import load_checkpoint
+from tests.mpi_jobs import bounded
 
 ROOT = Path(__file__).resolve().parent.parent
 MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
@@ -47,16 +47,7 @@ def _job(*commands: list[str]) -> subprocess.CompletedProcess:
 
 
 def _bounded(command: list[str]) -> subprocess.CompletedProcess:
-    # A session of its own: on timeout the launcher and every rank it started go together.
-    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT,
-                           start_new_session=True)
-    try:
-        out, err = job.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(job.pid, signal.SIGKILL)
-        out, err = job.communicate()
-        raise AssertionError(f"the job hung for {TIMEOUT} s and was killed: {command}\n{out}{err}") from None
-    return subprocess.CompletedProcess(command, job.returncode, out, err)
+    return bounded(command, TIMEOUT, _env(), ROOT)
 
 
 def _one_error_line(result: subprocess.CompletedProcess) -> str:

@@ -26,6 +26,7 @@ from npxception.data import make_shapes
 from npxception.data.loader import Loader, batch_share, epoch_order
 from npxception.distributed.ring import RingAllreduce, chunk_bounds
 from npxception.train import load_checkpoint
+from tests.mpi_jobs import bounded, rank_pid
 
 ROOT = Path(__file__).resolve().parent.parent
 MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
@@ -45,16 +46,7 @@ def _env() -> dict:
 
 
 def _bounded(command: list[str], timeout: float = TIMEOUT, **env: str) -> subprocess.CompletedProcess:
-    """`command` in a session of its own; on timeout the launcher and every rank go together."""
-    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**_env(), **env},
-                           cwd=ROOT, start_new_session=True)
-    try:
-        out, err = job.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(job.pid, signal.SIGKILL)
-        out, err = job.communicate()
-        raise AssertionError(f"the job ran over {timeout} s and was killed: {command}\n{out}{err}") from None
-    return subprocess.CompletedProcess(command, job.returncode, out, err)
+    return bounded(command, timeout, {**_env(), **env}, ROOT)
 
 
 def _driver(mode: str, out: Path, ranks: int, *extra: str) -> subprocess.CompletedProcess:
@@ -270,35 +262,6 @@ def test_a_rank_stuck_in_a_step_ends_the_job_within_the_deadline_naming_it(tmp_p
     assert took < 30, took
 
 
-def _rank_pid(launcher_pid: int, rank: int) -> int:
-    """The pid of `rank` among the launcher's descendants (its PMI_RANK, read from /proc)."""
-    for _ in range(400):
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                environ = (entry / "environ").read_bytes().split(b"\0")
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if f"PMI_RANK={rank}".encode() in environ and b"npxception" in cmdline and _descends(entry.name,
-                                                                                                 launcher_pid):
-                return int(entry.name)
-        time.sleep(0.05)
-    raise AssertionError(f"no process of rank {rank} under pid {launcher_pid}")
-
-
-def _descends(pid: str, ancestor: int) -> bool:
-    while pid not in ("0", "1"):
-        try:
-            pid = (Path("/proc") / pid / "stat").read_text().rsplit(")", 1)[1].split()[1]
-        except OSError:
-            return False
-        if int(pid) == ancestor:
-            return True
-    return False
-
-
 @needs_mpi
 def test_a_stopped_rank_ends_the_job_within_the_deadline_and_keeps_the_checkpoint(tmp_path):
     run = tmp_path / "run"
@@ -310,7 +273,7 @@ def test_a_stopped_rank_ends_the_job_within_the_deadline_and_keeps_the_checkpoin
         deadline = time.monotonic() + TIMEOUT
         while not (run / "checkpoint.npz").exists() and time.monotonic() < deadline and job.poll() is None:
             time.sleep(0.05)
-        victim = _rank_pid(job.pid, 1)
+        victim = rank_pid(job.pid, 1)
         os.kill(victim, signal.SIGSTOP)
         stopped = time.monotonic()
         out, err = job.communicate(timeout=30)
