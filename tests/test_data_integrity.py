@@ -382,6 +382,16 @@ def test_a_read_only_folder_caches_its_index_in_the_fallback_place(tmp_path, mon
     assert folder_index(root).names_blob == index.names_blob
 
 
+def test_a_folder_without_write_bits_is_left_alone_even_by_root(tmp_path, home_cache):
+    root = make_folder(tmp_path / "shared", 6)
+    root.chmod(0o555)
+    try:
+        assert len(folder_index(root)) == 6
+        assert not list(root.glob(".npxception-index*")) and len(list(home_cache.glob("index-*.npz"))) == 1
+    finally:
+        root.chmod(0o755)
+
+
 @pytest.fixture()
 def read_only_mount(tmp_path):
     """A real read-only bind mount of a folder, where the test may mount (root in a container)."""

@@ -68,6 +68,8 @@ def save_cache(paths: list[Path], key: str, arrays: dict) -> Path | None:
 
 
 def _write_atomically(path: Path, arrays: dict) -> bool:
+    if _marked_read_only(path.parent):
+        return False
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,3 +83,12 @@ def _write_atomically(path: Path, arrays: dict) -> bool:
         except OSError:
             pass  # a read-only file system refuses even to remove what is not there (EROFS)
         return False
+
+
+def _marked_read_only(folder: Path) -> bool:
+    """A folder whose owner took every write bit away (a shared data set, `chmod a-w`): root could
+    still write there, but whoever laid the data out asked that nothing be added beside it."""
+    try:
+        return not folder.stat().st_mode & 0o222
+    except OSError:
+        return False  # not there yet: mkdir decides
