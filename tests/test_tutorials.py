@@ -37,14 +37,18 @@ SOLUTIONS = sorted((TUTORIALS / "solutions").glob("nb*.py"))
 
 def test_every_notebook_is_collected():
     numbers = [p.name[:2] for p in NOTEBOOKS]
-    assert len(numbers) >= 8 and numbers == [f"{i:02d}" for i in range(1, len(numbers) + 1)], numbers
+    assert len(numbers) >= 9 and numbers == [f"{i:02d}" for i in range(1, len(numbers) + 1)], numbers
+
+
+EXERCISED = [1, 2, 3, 4, 5, 6, 7, 9]  # the notebooks with "your turn" exercises (08 has none yet)
 
 
 def test_every_notebook_has_exercises():
-    for path in NOTEBOOKS[:7]:
-        text = path.read_text()
-        assert "## Exercises" in text and "YOUR TURN" in text and "check_" in text, path.name
-    assert [p.stem for p in SOLUTIONS] == [f"nb{i:02d}" for i in range(1, 8)]
+    for path in NOTEBOOKS:
+        if int(path.name[:2]) in EXERCISED:
+            text = path.read_text()
+            assert "## Exercises" in text and "YOUR TURN" in text and "check_" in text, path.name
+    assert [p.stem for p in SOLUTIONS] == [f"nb{i:02d}" for i in EXERCISED]
 
 
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
@@ -132,21 +136,22 @@ def _grade(solutions: bool, files: str = "test_nb*.py") -> tuple[int, int, str]:
 @pytest.mark.slow
 def test_exercise_checks_pass_on_the_solutions():
     passed, failed, output = _grade(solutions=True)
-    assert passed >= 17 and failed == 0, output
+    assert passed >= 21 and failed == 0, output
 
 
 @pytest.mark.slow
 def test_exercise_checks_fail_on_the_unsolved_exercises():
     passed, failed, output = _grade(solutions=False)
-    assert passed == 0 and failed >= 17, output
+    assert passed == 0 and failed >= 21, output
 
 
 @pytest.mark.slow
 def test_grader_refuses_the_known_shortcuts():
-    # Wrong answers that used to pass (wrappers of npxception.ops, the trainer's SGD, importing the
-    # solutions, races, serial kernels, a bad work split on the GPU) fail, naming what failed.
+    # Wrong answers that used to pass (wrappers of npxception.ops, the backends or the trainer's SGD,
+    # importing the solutions, races, serial kernels, a bad work split on the GPU, two passes where
+    # one is asked for, a split that follows the thread count) fail, naming what failed.
     passed, failed, output = _grade(solutions=False, files="test_grader.py")
-    assert passed >= 40 and failed == 0, output
+    assert passed >= 57 and failed == 0, output
 
 
 @pytest.mark.slow

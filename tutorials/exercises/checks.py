@@ -476,3 +476,118 @@ def check_permutation_p_value(permutation_p_value) -> None:
         case = f"a = {np.round(a, 2).tolist()}, b = {np.round(b, 2).tolist()}"
         grade.add("p", case, abs(permutation_p_value(a, b) - _brute_force_p(a, b)))
     grade.done()
+
+
+# --------------------------------------------------------------------------- notebook 9
+def check_roofline_point(roofline_point) -> None:
+    # The counts of benchmarks/roofline.py's rules, written out: 2 flops per multiply-add; the
+    # input and the weights read once, the output written once.
+    audit(roofline_point, "roofline_point")
+    grade = Grade("roofline_point (cases that differ)", 0)
+    wrong = 0
+    for kind, batch, h, w, c_in, c_out, itemsize in [
+            ("depthwise", 64, 28, 28, 32, 32, 4), ("pointwise", 64, 28, 28, 32, 32, 4),
+            ("pointwise", 64, 7, 7, 64, 182, 4), ("depthwise", 8, 37, 37, 728, 728, 8),
+            ("pointwise", 4, 19, 19, 728, 1024, 8), ("depthwise", 1, 5, 3, 7, 7, 2)]:
+        pixels = batch * h * w
+        if kind == "depthwise":
+            flops, moved = 2 * pixels * c_in * 9, itemsize * (2 * pixels * c_in + 9 * c_in)
+        else:
+            flops, moved = 2 * pixels * c_in * c_out, itemsize * (pixels * (c_in + c_out) + c_in * c_out)
+        got = tuple(int(v) for v in roofline_point(kind, batch, h, w, c_in, c_out, itemsize))
+        if got != (flops, moved):
+            wrong += 1
+            grade.failures.append(f"(flops, bytes) is wrong for {kind} {batch}x{h}x{w}x{c_in}"
+                                  + (f"->{c_out}" if kind == "pointwise" else "")
+                                  + f", {itemsize} bytes per value: you gave {got}, expected {(flops, moved)}")
+    grade.worst = wrong
+    grade.done()
+
+
+ONE_PASS_REFUSED = ("np.maximum", "np.minimum", "np.clip", "np.where", "np.fmax", "numpy.maximum", "numpy.where",
+                    "numpy.clip")
+
+
+def check_bn_relu_rows(bn_relu_rows) -> None:
+    _parallel_numba(bn_relu_rows, "bn_relu_rows")
+    # One pass is the point: a second loop over the rows, or a whole-array clamp after the first
+    # loop, reads and writes every value again and passes every comparison of results.
+    loops = grading.prange_loops(bn_relu_rows)
+    if len(loops) != 1:
+        refuse("bn_relu_rows", f"it has {len(loops)} prange loops: the fused kernel makes one pass over the rows, "
+                               "normalizing and clamping each value as it writes it")
+    clamps = sorted(grading.chains_in(grading.function_tree(bn_relu_rows)) & set(ONE_PASS_REFUSED))
+    if clamps:
+        refuse("bn_relu_rows", f"it calls {', '.join(clamps)}: a whole-array operation is a second pass over "
+                               "the activations; clamp each value inside the loop instead")
+    rng = np.random.default_rng(91)
+    grade = Grade("bn_relu_rows (equal to ops.relu(ops.batch_norm(...)) exactly)", 0)
+    for dims, dtype in [((4, 8, 8, 16), np.float32), ((2, 5, 7, 3), np.float64), ((16, 32, 32, 64), np.float32)]:
+        c = dims[3]
+        x = rng.standard_normal(dims).astype(dtype)
+        gamma, beta = rng.uniform(0.5, 1.5, c).astype(dtype), rng.standard_normal(c).astype(dtype)
+        mean, var = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2.0, c).astype(dtype)
+        expected = ops.relu(ops.batch_norm(x, gamma, beta, mean, var, training=False, epsilon=1e-3)[0])
+        scale = gamma * (1.0 / np.sqrt(var + x.dtype.type(1e-3)))   # as the reference computes it
+        case = f"x {shape(x)} {np.dtype(dtype).name}"
+        y = _threads_agree(grade, "y", case, lambda x=x, mean=mean, scale=scale, beta=beta:
+                           bn_relu_rows(x.reshape(-1, x.shape[3]), mean, scale, beta))
+        if y.dtype != x.dtype:
+            grade.fail("y", case, f"dtype {y.dtype}, expected {x.dtype} (the activations' own dtype)")
+            continue
+        grade.compare("y", case, y, expected.reshape(-1, c))
+    grade.done()
+
+
+def check_pointwise_chunked(pointwise_chunked) -> None:
+    from threadpoolctl import threadpool_limits
+
+    from exercises.blas import matmul_into
+
+    name = "pointwise_chunked"
+    _parallel_numba(pointwise_chunked, name)
+    chunks = list(grading.function_tree(pointwise_chunked).args.args)[2].arg
+    if not any(chunks in names for names in grading.prange_bounds(pointwise_chunked)):
+        refuse(name, f"its prange loop does not run over the tasks: loop `for k in prange({chunks})`, one GEMM task "
+                     "per iteration")
+    if not grading.calls_in_prange(pointwise_chunked, matmul_into):
+        refuse(name, "its prange loop calls no matmul_into: each task hands its rows to BLAS "
+                     "(matmul_into(x2[first:last], w2, y[first:last]))")
+    rng = np.random.default_rng(92)
+    grades = {np.float64: Grade(f"{name} (float64)", 1e-12), np.float32: Grade(f"{name} (float32)", 1e-5)}
+    with threadpool_limits(limits=1, user_api="blas"):     # one BLAS thread per task, as in the notebook
+        for (p, k, c, tasks), dtype in [((1000, 16, 24, 4), np.float64), ((777, 33, 7, 5), np.float64),
+                                        ((50, 8, 8, 64), np.float64), ((4096, 64, 96, 8), np.float32)]:
+            x2, w2 = rng.standard_normal((p, k)).astype(dtype), rng.standard_normal((k, c)).astype(dtype)
+            case = f"x2 {p}x{k}, w2 {k}x{c}, {tasks} tasks"
+            grade = grades[dtype]
+            y = _threads_agree(grade, "y", case, lambda x2=x2, w2=w2, tasks=tasks: pointwise_chunked(x2, w2, tasks))
+            grade.compare("y", case, y, x2.astype(np.float64) @ w2.astype(np.float64), relative=True)
+    for grade in grades.values():
+        grade.done()
+
+
+def check_channel_sums(channel_sums) -> None:
+    name = "channel_sums"
+    _parallel_numba(channel_sums, name)
+    counted = sorted(c for c in grading.chains_in(grading.function_tree(channel_sums))
+                     if c.split(".")[-1] in ("get_num_threads", "get_thread_id", "_get_thread_id"))
+    if counted:
+        refuse(name, f"it uses {counted[0]}: the chunks must depend on the shape alone, never on the threads, "
+                     "or the sum's order (and its bits) changes with the thread count")
+    rng = np.random.default_rng(93)
+    grade = Grade(f"{name} (against the float64 sums)", 1e-10)
+    for (rows, c, chunks), dtype in [((50000, 8, 16), np.float32), ((37, 5, 64), np.float64),
+                                     ((1000, 3, 1), np.float32)]:
+        # A mean of 3: the sums grow large, so a float32 accumulator loses digits that float64 keeps.
+        x2 = (rng.standard_normal((rows, c)) + 3).astype(dtype)
+        case = f"x2 {rows}x{c} {np.dtype(dtype).name}, {chunks} chunks"
+        sums = _threads_agree(grade, "the sums", case, lambda x2=x2, chunks=chunks: channel_sums(x2, chunks))
+        exact = x2.astype(np.float64)
+        expected = np.stack([exact.sum(axis=0), (exact * exact).sum(axis=0)])
+        if sums.shape != expected.shape:
+            grade.fail("the sums", case, f"shape {sums.shape}, expected {expected.shape} (sums, then sums of squares)")
+            continue
+        for row, output in enumerate(("sum", "sum of squares")):
+            grade.compare(output, case, sums[row], expected[row], relative=True)
+    grade.done()

@@ -7,7 +7,8 @@ passed by a one-line call to the project's own implementation:
 * `audit` refuses an answer that imports or calls `npxception.ops`, the backends, the layers, the
   trainer's optimizers, the solutions or the checks themselves, directly or through a helper of its
   own module, except for a short list of helpers the exercise allows;
-* `prange_loops`, `races` and `numba_parallel` look at a Numba answer's loops (notebook 3);
+* `prange_loops`, `races`, `numba_parallel`, `prange_bounds` and `calls_in_prange` look at a Numba
+  answer's loops (notebooks 3 and 9);
 * `kernel_function`, `attribute_chain` and `launch_counts` serve the CUDA checks (notebook 4).
 
 None of this is a sandbox: it stops the shortcuts a student could take by accident or in a
@@ -36,7 +37,7 @@ EVASIVE = {"__import__", "importlib", "exec", "eval", "compile", "globals", "var
 
 
 def answers(notebook: str) -> types.ModuleType:
-    """The module of answers for `notebook` ("nb01" ... "nb07")."""
+    """The module of answers for `notebook` ("nb01", "nb02", ...)."""
     return importlib.import_module(f"{'solutions' if solutions_mode() else 'exercises'}.{notebook}")
 
 
@@ -202,7 +203,7 @@ def _audit(fn, name: str, allowed: tuple[str, ...], permitted: dict, seen: set) 
                 _audit(obj, name, allowed, permitted, seen)
 
 
-# --------------------------------------------------------------------------- Numba (notebook 3)
+# --------------------------------------------------------------------------- Numba (notebooks 3 and 9)
 def numba_parallel(fn) -> bool | None:
     """True if `fn` is a Numba CPU dispatcher compiled with parallel=True, False if it is one
     without it, None if it is no Numba CPU function at all."""
@@ -269,10 +270,34 @@ def races(fn) -> list[str]:
                 target = node.targets[0]
             else:
                 continue
-            if not _names(target.slice) & owned:
+            # Owned: an index that depends on the loop variable, or a view that does
+            # (`part = partials[k]` then `part[c] += v`).
+            if not (_names(target.slice) | _names(target.value)) & owned:
                 found.append(f"`{ast.unparse(node)}` (line {first_line + node.lineno - 1}) updates "
                              f"an element whose index does not depend on the prange loop variable "
                              f"{loop_var}: iterations on different threads add into the same element")
+    return found
+
+
+def prange_bounds(fn) -> list[set[str]]:
+    """For every prange loop of `fn`, the names its bounds depend on, local names expanded to what
+    was assigned to them (`prange(n)` after `n = chunks` gives {"chunks"})."""
+    tree = function_tree(fn)
+    assigned = _assignments(tree)
+    return [set().union(*(_names(_expand(arg, assigned)) for arg in loop.iter.args))
+            for loop in prange_loops(fn)]
+
+
+def calls_in_prange(fn, target) -> list[ast.Call]:
+    """The calls inside `fn`'s prange loops to the object `target` (a function), however named."""
+    namespace = python_function(fn).__globals__
+    found = []
+    for loop in prange_loops(fn):
+        for node in ast.walk(loop):
+            chain = attribute_chain(node.func) if isinstance(node, ast.Call) else None
+            resolved = _resolve(chain, namespace) if chain else []
+            if resolved and resolved[-1][1] is target:
+                found.append(node)
     return found
 
 

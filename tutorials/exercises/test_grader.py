@@ -95,6 +95,21 @@ TREE = """
         dw[p, q, c] = partial[0]
 """
 
+CHANNEL_SUMS_BODY = """
+    rows, channels = x2.shape
+    partials = np.zeros((chunks, 2, channels), dtype={dtype})
+    for k in prange(chunks):
+        for r in range({first}, {last}):
+            for c in range(channels):
+                v = {cast}(x2[r, c])
+                partials[k, 0, c] += v
+                partials[k, 1, c] += v * v
+    total = np.zeros((2, channels))
+    for k in range(chunks):
+        total += partials[k]
+    return total
+"""
+
 # (notebook's check, answer's name, source, what the message must say)
 WRONG = {
     "nb01 ops wrapper": (
@@ -235,6 +250,123 @@ WRONG = {
         "check_filter_grad_cuda", "filter_grad_kernel",
         REDUCTION_HEAD + STRIDED_SUM + "    partial[t] = acc\n" + TREE,
         r"filter_grad_kernel: it needs a barrier.*found 1, 1 of them in a loop"),
+    "nb09 roofline point that counts the depthwise weights once per pixel": (
+        "check_roofline_point", "roofline_point", """
+        def roofline_point(kind, batch, height, width, c_in, c_out, itemsize=4):
+            pixels = batch * height * width
+            if kind == "depthwise":
+                return 18 * pixels * c_in, itemsize * (2 * pixels * c_in + 9 * c_in * pixels)
+            return 2 * pixels * c_in * c_out, itemsize * (pixels * (c_in + c_out) + c_in * c_out)
+        """, r"\(flops, bytes\) is wrong for depthwise 64x28x28x32, 4 bytes per value"),
+    "nb09 batch norm, then ReLU in a second loop": (
+        "check_bn_relu_rows", "bn_relu_rows", """
+        @njit(parallel=True)
+        def bn_relu_rows(x2, mean, scale, beta):
+            y = np.empty_like(x2)
+            for r in prange(x2.shape[0]):
+                y[r] = (x2[r] - mean) * scale + beta
+            for r in prange(x2.shape[0]):
+                y[r] = np.maximum(y[r], 0)
+            return y
+        """, r"bn_relu_rows: it has 2 prange loops"),
+    "nb09 batch norm, then a whole-array ReLU": (
+        "check_bn_relu_rows", "bn_relu_rows", """
+        @njit(parallel=True)
+        def bn_relu_rows(x2, mean, scale, beta):
+            y = np.empty_like(x2)
+            for r in prange(x2.shape[0]):
+                y[r] = (x2[r] - mean) * scale + beta
+            return np.maximum(y, 0)
+        """, r"bn_relu_rows: it calls np\.maximum"),
+    "nb09 batch norm + ReLU with the scale folded into the shift": (
+        "check_bn_relu_rows", "bn_relu_rows", """
+        @njit(parallel=True)
+        def bn_relu_rows(x2, mean, scale, beta):
+            shift = beta - mean * scale             # x * scale + shift rounds differently
+            y = np.empty_like(x2)
+            for r in prange(x2.shape[0]):
+                for c in range(x2.shape[1]):
+                    v = x2[r, c] * scale[c] + shift[c]
+                    y[r, c] = v if v > 0 else 0
+            return y
+        """, r"bn_relu_rows \(equal to ops\.relu\(ops\.batch_norm\(\.\.\.\)\) exactly\): above the target 0e\+00: "
+             r"y is wrong for x 4x8x8x16 float32"),
+    "nb09 pointwise as one GEMM": (
+        "check_pointwise_chunked", "pointwise_chunked", """
+        from exercises.blas import matmul_into
+
+
+        @njit(parallel=True)
+        def pointwise_chunked(x2, w2, chunks):
+            y = np.empty((x2.shape[0], w2.shape[1]), dtype=x2.dtype)
+            matmul_into(x2, w2, y)
+            return y
+        """, r"pointwise_chunked: it has no prange loop"),
+    "nb09 pointwise one row per task": (
+        "check_pointwise_chunked", "pointwise_chunked", """
+        from exercises.blas import matmul_into
+
+
+        @njit(parallel=True)
+        def pointwise_chunked(x2, w2, chunks):
+            y = np.empty((x2.shape[0], w2.shape[1]), dtype=x2.dtype)
+            for r in prange(x2.shape[0]):
+                matmul_into(x2[r:r + 1], w2, y[r:r + 1])
+            return y
+        """, r"pointwise_chunked: its prange loop does not run over the tasks"),
+    "nb09 pointwise loops instead of BLAS": (
+        "check_pointwise_chunked", "pointwise_chunked", """
+        from exercises.blas import matmul_into
+
+
+        @njit(parallel=True)
+        def pointwise_chunked(x2, w2, chunks):
+            rows = x2.shape[0]
+            y = np.zeros((rows, w2.shape[1]), dtype=x2.dtype)
+            for k in prange(chunks):
+                for r in range(k * rows // chunks, (k + 1) * rows // chunks):
+                    for p in range(x2.shape[1]):
+                        y[r] += x2[r, p] * w2[p]
+            return y
+        """, r"pointwise_chunked: its prange loop calls no matmul_into"),
+    "nb09 pointwise through the backend's GEMM tasks": (
+        "check_pointwise_chunked", "pointwise_chunked", """
+        from npxception.backends.cpu.gemm import tall_matmul
+
+
+        def pointwise_chunked(x2, w2, chunks):
+            return tall_matmul(x2, w2)
+        """, r"pointwise_chunked: it uses tall_matmul \(from npxception\.backends\.cpu\.gemm\)"),
+    "nb09 racy channel sums": (
+        "check_channel_sums", "channel_sums", """
+        @njit(parallel=True)
+        def channel_sums(x2, chunks):
+            total = np.zeros((2, x2.shape[1]))
+            for r in prange(x2.shape[0]):
+                for c in range(x2.shape[1]):
+                    total[0, c] += x2[r, c]
+                    total[1, c] += x2[r, c] * x2[r, c]
+            return total
+        """, r"channel_sums: it races: `total\[0, c\] \+= x2\[r, c\]` \(line \d+\) updates an element whose index "
+             r"does not depend on the prange loop variable r"),
+    "nb09 channel sums chunked by the thread count": (
+        "check_channel_sums", "channel_sums",
+        "import numba\n\n\n@njit(parallel=True)\ndef channel_sums(x2, chunks):\n    chunks = numba.get_num_threads()"
+        + CHANNEL_SUMS_BODY.format(dtype="np.float64", cast="np.float64", first="k * rows // chunks",
+                                   last="(k + 1) * rows // chunks"),
+        r"channel_sums: it uses numba\.get_num_threads"),
+    "nb09 channel sums in float32": (
+        "check_channel_sums", "channel_sums",
+        "@njit(parallel=True)\ndef channel_sums(x2, chunks):"
+        + CHANNEL_SUMS_BODY.format(dtype="x2.dtype", cast="", first="k * rows // chunks",
+                                   last="(k + 1) * rows // chunks"),
+        r"channel_sums \(against the float64 sums\): above the target 1e-10: sum is wrong for x2 50000x8 float32"),
+    "nb09 channel sums that skip the last rows": (
+        "check_channel_sums", "channel_sums",
+        "@njit(parallel=True)\ndef channel_sums(x2, chunks):"
+        + CHANNEL_SUMS_BODY.format(dtype="np.float64", cast="np.float64", first="k * (rows // chunks)",
+                                   last="(k + 1) * (rows // chunks)"),
+        r"above the target 1e-10: sum is wrong for x2 37x5 float64, 64 chunks \(error 1\)"),
     "nb06 SGD wrapper": (
         "check_training_step", "training_step", """
         from npxception.train import SGD
@@ -259,7 +391,8 @@ WRONG = {
 STAR_IMPORTS = {"nb01": ("check_separable_kernel", "separable_kernel"),
                 "nb02": ("check_softmax_cross_entropy_backward", "softmax_cross_entropy_backward"),
                 "nb03": ("check_input_grad_gather", "input_grad_gather"),
-                "nb06": ("check_ema_step", "ema_step")}
+                "nb06": ("check_ema_step", "ema_step"),
+                "nb09": ("check_channel_sums", "channel_sums")}
 
 
 @pytest.mark.parametrize("label", WRONG, ids=list(WRONG))
@@ -290,7 +423,9 @@ SOLVED = [("nb01", "check_cost_ratio", "cost_ratio"), ("nb01", "check_depthwise_
           ("nb05", "check_same_padding", "same_padding"), ("nb05", "check_xception_params", "xception_params"),
           ("nb06", "check_sgd_step", "sgd_step"), ("nb06", "check_ema_step", "ema_step"),
           ("nb06", "check_training_step", "training_step"),
-          ("nb07", "check_seed_band", "seed_band"), ("nb07", "check_permutation_p_value", "permutation_p_value")]
+          ("nb07", "check_seed_band", "seed_band"), ("nb07", "check_permutation_p_value", "permutation_p_value"),
+          ("nb09", "check_roofline_point", "roofline_point"), ("nb09", "check_bn_relu_rows", "bn_relu_rows"),
+          ("nb09", "check_pointwise_chunked", "pointwise_chunked"), ("nb09", "check_channel_sums", "channel_sums")]
 
 
 @pytest.mark.parametrize("notebook, check, name", SOLVED, ids=[s[2] for s in SOLVED])
