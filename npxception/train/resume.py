@@ -4,6 +4,7 @@ field's type and range (arrays are checked by their owners)."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 from .checkpoint import CheckpointError
@@ -60,6 +61,25 @@ def meta_field(meta: dict, name: str, kind: type, low: int | None = None, high: 
         raise CheckpointError(f"checkpoint field {name!r} must be in [{low}, {'any' if high is None else high}], "
                               f"got {value}")
     return value
+
+
+def checked_progress(meta: dict, epochs: int, steps: int, running_keys: set[str]) -> tuple:
+    """(epoch, batch, dropout_counter, ema_updates, running, history) of a checkpoint's header, each
+    checked to be what a run of `epochs` epochs of `steps` steps can have written; CheckpointError if not."""
+    epoch = meta_field(meta, "epoch", int, 0, epochs)
+    batch = meta_field(meta, "batch", int, 0, steps - 1 if epoch < epochs else 0)
+    dropout_counter = meta_field(meta, "dropout_counter", int, 0)
+    ema_updates = meta_field(meta, "ema_updates", int, 0)
+    running = meta_field(meta, "running", dict)
+    if set(running) != running_keys or not all(isinstance(v, (int, float)) and math.isfinite(v)
+                                               for v in running.values()):
+        raise CheckpointError(f"checkpoint field 'running' must hold the numbers {sorted(running_keys)}, "
+                              f"got {running!r}")
+    history = meta_field(meta, "history", list)
+    if len(history) != epoch or not all(isinstance(h, dict) for h in history):
+        raise CheckpointError(f"checkpoint field 'history' must hold one record per finished epoch "
+                              f"({epoch}), got {len(history)}")
+    return epoch, batch, dropout_counter, ema_updates, running, history
 
 
 def check_same_world(meta: dict, size: int, batch_size: int, run_dir) -> tuple[bool, str | None]:

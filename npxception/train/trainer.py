@@ -21,7 +21,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import re
 import signal
 import sys
 import threading
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import Dataset, DatasetError, describe_dataset, make_loader
+from ..data import Dataset, describe_dataset, make_loader
 from .checkpoint import FORMAT_VERSION, CheckpointError, checkpoint_format, keep_copy, save_checkpoint
 from .clipping import clip_by_global_norm
 from .config import TrainConfig
@@ -41,7 +40,7 @@ from .lock import RunLock
 from .metrics import MetricsLog, topk_correct
 from .optimizers import make_optimizer
 from .plots import plot_confusion_matrix, plot_learning_curves
-from .resume import check_same_data, meta_field
+from .resume import check_same_data, checked_progress, meta_field
 from .schedules import Schedule
 from .stop import install_stop_handlers
 
@@ -184,7 +183,7 @@ class Trainer:
         bar = tqdm(total=steps, initial=self.batch, disable=self.quiet or not self._writes, unit="batch",
                    leave=True, desc=f"epoch {epoch + 1}/{cfg.epochs}", dynamic_ncols=True)
         try:
-            for x, labels in self._batches(epoch):
+            for x, labels in self.loader.epoch(epoch, start=self.batch):
                 stop, rows = self._stop.is_set(), len(labels)
                 if self.dist is not None:  # every rank stops at the same step; the global batch's rows
                     stop, rows = self.dist.begin_step(stop, rows)
@@ -214,15 +213,6 @@ class Trainer:
         finally:
             bar.close()
         return True
-
-    def _batches(self, epoch: int):
-        """The loader's batches of `epoch` from `self.batch` on. The loader counts epochs and batches
-        from 0 (its arguments); a person reads them as the progress bar shows them, from 1, so an
-        error that names the batch being read is told in those numbers."""
-        try:
-            yield from self.loader.epoch(epoch, start=self.batch)
-        except DatasetError as error:
-            raise DatasetError(_counted_from_one(str(error), epoch, self.batch)) from error
 
     def _step(self, x: np.ndarray, labels: np.ndarray, progress: float) -> tuple[float, int]:
         """One optimisation step on the loader's batch (on several ranks: this rank's rows of the global
@@ -357,20 +347,8 @@ class Trainer:
             raise ValueError("the checkpoint was written with different training settings: "
                              f"{_differences(saved, self.config)}")
         check_same_data(meta, self.data_description)
-        steps = len(self.loader)
-        epoch = meta_field(meta, "epoch", int, 0, self.config.epochs)
-        batch = meta_field(meta, "batch", int, 0, steps - 1 if epoch < self.config.epochs else 0)
-        dropout_counter = meta_field(meta, "dropout_counter", int, 0)
-        ema_updates = meta_field(meta, "ema_updates", int, 0)
-        running = meta_field(meta, "running", dict)
-        if set(running) != set(_fresh_running()) or not all(
-                isinstance(v, (int, float)) and math.isfinite(v) for v in running.values()):
-            raise CheckpointError(f"checkpoint field 'running' must hold the numbers {sorted(_fresh_running())}, "
-                                  f"got {running!r}")
-        history = meta_field(meta, "history", list)
-        if len(history) != epoch or not all(isinstance(h, dict) for h in history):
-            raise CheckpointError(f"checkpoint field 'history' must hold one record per finished epoch "
-                                  f"({epoch}), got {len(history)}")
+        epoch, batch, dropout_counter, ema_updates, running, history = checked_progress(
+            meta, self.config.epochs, len(self.loader), set(_fresh_running()))
         for group in ("model", "optimizer"):
             if group not in groups:
                 raise CheckpointError(f"the checkpoint has no {group!r} arrays")
@@ -395,11 +373,6 @@ class Trainer:
 
 def _fresh_running() -> dict:
     return {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
-
-
-def _counted_from_one(message: str, epoch: int, batch: int) -> str:
-    """`message` with the loader's "batch B of epoch E" (from 0) as "batch B+1 of epoch E+1"."""
-    return re.sub(rf"\bbatch {batch} of epoch {epoch}\b", f"batch {batch + 1} of epoch {epoch + 1}", message)
 
 
 def _json_line(record: dict) -> str:

@@ -191,7 +191,8 @@ class StreamingLoader:
         if bad:
             _, name, reason = min(bad)
             if not self.data.skip_bad:
-                raise DatasetError(f"{name}: {reason} (batch {index} of epoch {epoch}); pass "
+                # Counted from 1 in what a person reads, as the progress bar counts.
+                raise DatasetError(f"{name}: {reason} (batch {index + 1} of epoch {epoch + 1}); pass "
                                    "--skip-bad-images to leave out unreadable files")
             for _, name, reason in bad:
                 if name not in self._reported:
@@ -200,7 +201,7 @@ class StreamingLoader:
             keep = np.ones(len(samples), dtype=bool)
             keep[[row for row, _, _ in bad]] = False
             if not keep.any():
-                raise DatasetError(f"every image of batch {index} of epoch {epoch} is unreadable, e.g. "
+                raise DatasetError(f"every image of batch {index + 1} of epoch {epoch + 1} is unreadable, e.g. "
                                    f"{name}: {reason}")
             images, samples = images[keep], samples[keep]
         return images, self.data.labels[samples]
