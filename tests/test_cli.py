@@ -202,3 +202,25 @@ def test_runs_started_in_the_same_second_get_their_own_default_directory(tmp_pat
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["20261203-120000", "20261203-120000-2"]
     assert all((tmp_path / "runs" / name / "checkpoint.npz").exists() for name in ("20261203-120000",
                                                                                    "20261203-120000-2"))
+
+
+def test_the_first_run_says_before_its_first_step_that_it_compiles(tmp_path, monkeypatch, capsys):
+    import numba
+
+    import npxception.backends.cpu  # noqa: F401 - its kernels find their cache where it is now, not below
+    import npxception.cli.train as cli_train
+
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path / "numba"))
+    assert not cli_train.cpu_kernels_cached()
+    (tmp_path / "numba" / "npxception").mkdir(parents=True)
+    (tmp_path / "numba" / "npxception" / "conv.conv2d-12.py311.nbi").write_bytes(b"")
+    assert cli_train.cpu_kernels_cached()
+    monkeypatch.setattr(numba.config, "CACHE_DIR", "")
+    argv = ["train", "--preset", "tiny", "--backend", "cpu", "--train-size", "20", "--val-size", "10",
+            "--image-size", "16", "--batch-size", "10", "--max-steps", "1", "--quiet"]
+    for cached in (True, False):
+        monkeypatch.setattr(cli_train, "cpu_kernels_cached", lambda cached=cached: cached)
+        assert main([*argv, "--out", str(tmp_path / f"run-{cached}")]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        said = [line for line in lines if line.startswith("compiling the cpu backend's kernels: first run only")]
+        assert said == ([] if cached else [lines[1]]), lines  # right after the first line, before the step

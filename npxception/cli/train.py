@@ -300,6 +300,17 @@ def _first_line(trainer, spec: DataSpec, resumed: _Resumed | None, dist) -> str:
             f"{trainer.run_dir}")
 
 
+def cpu_kernels_cached() -> bool:
+    """Whether Numba's on-disk cache holds any of the cpu backend's kernels: none after a fresh install
+    or clone, when the first training step compiles them all (an index file per cached kernel)."""
+    import numba
+
+    from ..backends import cpu
+
+    folder = Path(numba.config.CACHE_DIR) if numba.config.CACHE_DIR else Path(cpu.__file__).parent / "__pycache__"
+    return any(folder.rglob("*.nbi"))
+
+
 def _fit(args, job: _Job, dist) -> int:
     from ..train import TrainingInterrupted
 
@@ -307,6 +318,10 @@ def _fit(args, job: _Job, dist) -> int:
     tell(args.quiet, job.first_line)
     for note in job.notes:  # on stderr, like warnings, also with --quiet
         tell(False, f"npxception train: note: {note}")
+    if job.trainer.extra_meta["backend"] == "cpu" and not cpu_kernels_cached():
+        # Said before the step that compiles, or the first epoch looks like a hang.
+        tell(args.quiet, "compiling the cpu backend's kernels: first run only (Numba caches them), the first "
+                         "step takes about a minute on 2 cores")
     run_dir, trainer = job.run_dir, job.trainer
     try:
         history = trainer.fit(args.max_steps)
