@@ -315,8 +315,10 @@ for (in_shape, filters), names in shapes.items():
     x = rng.standard_normal(in_shape).astype(np.float32)
     dk = rng.standard_normal((3, 3, c, 1)).astype(np.float32)
     pk = rng.standard_normal((1, 1, c, filters)).astype(np.float32)
-    for kind, run, c_out in (("depthwise", lambda: ops.depthwise_conv2d(x, dk, padding="same", backend="cpu"), c),
-                             ("pointwise", lambda: ops.pointwise_conv2d(x, pk, backend="cpu"), filters)):
+    # Default arguments bind this shape's arrays to each timed call.
+    for kind, run, c_out in (("depthwise", lambda x=x, dk=dk: ops.depthwise_conv2d(x, dk, padding="same",
+                                                                                  backend="cpu"), c),
+                             ("pointwise", lambda x=x, pk=pk: ops.pointwise_conv2d(x, pk, backend="cpu"), filters)):
         flops, moved = roofline_point(kind, n, h, w, c, c_out, 4)
         seconds = median_time(run)
         points.append({"kind": kind, "shape": f"{n}x{h}x{w}x{c}" + (f"->{c_out}" if kind == "pointwise" else ""),
