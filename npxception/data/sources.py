@@ -139,21 +139,17 @@ def load_split(spec: DataSpec, workers: int | None = None, *, progress: bool = F
     with `progress`; `report(line)` receives the one-line account of it). Warns when the training
     images are all of one class."""
     spec = resolve_stream(spec)
-    if spec.dataset == "shards" and not spec.stream:
-        from .streaming import decoded_or_streamed_evaluation, decoded_or_streamed_split
+    if spec.val_data_dir is not None:
+        train = load_evaluation(dataclasses.replace(spec, val_data_dir=None), workers, progress=progress, report=report)
+        train = _first(train, spec.train_size)
+        val = _first(load_evaluation(_validation(spec), workers, progress=progress), spec.val_size)
+    elif spec.dataset == "shards" and not spec.stream:
+        from .streaming import decoded_or_streamed_split
 
-        if spec.val_data_dir is None:
-            loaded = decoded_or_streamed_split(spec, workers, in_memory=True, progress=progress)
-            train, val = loaded.train, loaded.val
-        else:
-            loaded = decoded_or_streamed_evaluation(spec, workers, in_memory=True, progress=progress)
-            train = _first(loaded.train, spec.train_size)
-            val = _first(load_evaluation(_validation(spec), workers, progress=progress), spec.val_size)
+        loaded = decoded_or_streamed_split(spec, workers, in_memory=True, progress=progress)
+        train, val = loaded.train, loaded.val
         if report is not None:
             report(loaded.line)
-    elif spec.val_data_dir is not None:
-        train = _first(load_evaluation(dataclasses.replace(spec, val_data_dir=None), workers), spec.train_size)
-        val = _first(load_evaluation(_validation(spec), workers, progress=progress), spec.val_size)
     elif spec.stream:
         from .streaming import streaming_split
 
@@ -184,14 +180,19 @@ def _split(spec: DataSpec) -> tuple[Dataset, Dataset]:
     return _first(train, spec.train_size), val
 
 
-def load_evaluation(spec: DataSpec, workers: int | None = None, *, progress: bool = False) -> Dataset:
+def load_evaluation(spec: DataSpec, workers: int | None = None, *, progress: bool = False,
+                    report=None) -> Dataset:
     """The images to evaluate on when a dataset is named for `evaluate`: the validation set for
-    shapes and cifar10 (the test batch), every image of an .npz file, image folder or shards."""
+    shapes and cifar10 (the test batch), every image of an .npz file, image folder or shards
+    (`progress` and `report` as for `load_split`)."""
     spec = resolve_stream(spec)
     if spec.dataset == "shards" and not spec.stream:
         from .streaming import decoded_or_streamed_evaluation
 
-        data = decoded_or_streamed_evaluation(spec, workers, in_memory=True, progress=progress).train
+        loaded = decoded_or_streamed_evaluation(spec, workers, in_memory=True, progress=progress)
+        data = loaded.train
+        if report is not None:
+            report(loaded.line)
     elif spec.stream:
         from .streaming import streaming_evaluation
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from ...resources import available_memory, format_bytes
 from ..dataset import Dataset, DatasetError
+from ..sources import IN_MEMORY_LIMIT  # a decoded set larger than this streams, as an image folder does
 from .decode import DecodeError, image_shape
 from .index import ImageIndex, Reader
 from .pool import WorkerPool, available_cores, check_workers, fill
@@ -36,8 +37,6 @@ from .transforms import RESIZE_HINT, WholeImage
 log = logging.getLogger("npxception.data")
 # Images up to this many pixels on their longer side are decoded up front when they fit the budget.
 SMALL_IMAGE_SIDE = 64
-# A decoded set larger than this streams, whatever the machine's memory (as for image folders).
-IN_MEMORY_LIMIT = 4 * 2**30
 HEADER_SAMPLE = 64
 # Images per worker task: large enough that a task's messages cost nothing beside its decodes,
 # small enough for a smooth progress bar and slots of a few MB.
