@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -37,7 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from npxception.testing.isolated import ChildResult  # noqa: E402
+from npxception.testing.isolated import ChildResult, cpu_name  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CASES = {"small": ("small", 64), "paper": ("paper", 4), "tiny": ("tiny", 16)}
@@ -263,7 +264,8 @@ def summarise(case, kind, rounds, batch) -> dict | None:
 
 
 def markdown(rows, layer_tables, args, threading_layer) -> str:
-    lines = [f"Training step (forward + loss + backward + SGD momentum), float32, {args.threads} threads "
+    lines = [f"{cpu_name()}, 1-minute load average {os.getloadavg()[0]:.1f} at the end of the run.", "",
+             f"Training step (forward + loss + backward + SGD momentum), float32, {args.threads} threads "
              f"(Numba threading layer: {threading_layer}). Each variant in its own process, {args.rounds} "
              f"round(s) in alternating order; step ms is the median over rounds of each round's median of "
              f"{args.steps} timed steps (after {args.warmup} warm-up steps). `training MB`: peak resident memory "
@@ -372,7 +374,8 @@ def main() -> None:
     print(text)
     if not args.quick:
         RESULTS.mkdir(exist_ok=True)
-        meta = {"machine": platform.processor() or platform.machine(), "python": platform.python_version(),
+        meta = {"machine": platform.processor() or platform.machine(), "cpu": cpu_name(),
+                "python": platform.python_version(), "load_average": [round(v, 2) for v in os.getloadavg()],
                 "threads": args.threads, "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds,
                 "numba_threading_layer": threading_layer}
         (RESULTS / "model_cpu.json").write_text(json.dumps(
