@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Decoded images larger than this stream from disk unless told otherwise (image folders, shards).
+IN_MEMORY_LIMIT = 4 * 2**30
+
 
 class ResourceError(MemoryError):
     """A request that needs more memory than the machine has, reported before allocating it."""

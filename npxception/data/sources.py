@@ -34,14 +34,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..resources import IN_MEMORY_LIMIT
 from .dataset import Dataset, DatasetError, holdout_split, warn_if_one_class
 from .files import load_cifar10, load_image_folder, load_npz
 from .shapes import make_shapes
 
 DATASETS = ("shapes", "cifar10", "npz", "folder", "shards")
 STREAMABLE = ("folder", "shards")
-# A folder whose decoded images would take more than this is streamed unless told otherwise.
-IN_MEMORY_LIMIT = 4 * 2**30
 SHAPES_TRAIN_SIZE, SHAPES_VAL_SIZE, SHAPES_IMAGE_SIZE = 6000, 1000, 32
 
 

@@ -26,9 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...resources import available_memory, format_bytes
+from ...resources import IN_MEMORY_LIMIT, available_memory, format_bytes
 from ..dataset import Dataset, DatasetError
-from ..sources import IN_MEMORY_LIMIT  # a decoded set larger than this streams, as an image folder does
 from .decode import DecodeError, image_shape
 from .index import ImageIndex, Reader
 from .pool import WorkerPool, available_cores, check_workers, fill
