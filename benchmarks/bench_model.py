@@ -192,6 +192,7 @@ def run_torch(preset, batch, steps, warmup, threads, channels_last, idiomatic):
 # kind -> (label, which PyTorch model); the order of a round (reversed every other round).
 VARIANTS = {
     "ours": ("ours (cpu)", "-"),
+    "ours_plain": ("ours (cpu, plain kernels)", "-"),  # NPXCEPTION_PLAIN=1: what the tuned kernels buy
     "torch_nchw": ("PyTorch twin NCHW", "twin"),
     "torch_channels_last": ("PyTorch twin channels_last", "twin"),
     "torch_idiomatic_nchw": ("PyTorch idiomatic NCHW", "idiomatic"),
@@ -208,7 +209,7 @@ MODELS = {
 
 def worker(args) -> None:
     preset, batch = CASES[args.case]
-    if args.worker == "ours":
+    if args.worker in ("ours", "ours_plain"):  # ours_plain: spawned with NPXCEPTION_PLAIN=1
         out = run_ours(preset, batch, args.steps, args.warmup, args.threads, per_layer=False)
     elif args.worker == "ours_layers":
         out = run_ours(preset, batch, args.steps, args.warmup, args.threads, per_layer=True)
@@ -224,13 +225,14 @@ def spawn(kind, case, args) -> dict:
     """One worker process; {"failed": reason} when it dies (a crash in one variant spares the others)."""
     cmd = [sys.executable, __file__, "--worker", kind, "--case", case, "--steps", str(args.steps),
            "--warmup", str(args.warmup), "--threads", str(args.threads)]
-    return run_worker(cmd, f"{case} {kind}")
+    env = {**os.environ, "NPXCEPTION_PLAIN": "1" if kind == "ours_plain" else "0"}
+    return run_worker(cmd, f"{case} {kind}", env)
 
 
-def run_worker(cmd: list[str], label: str) -> dict:
+def run_worker(cmd: list[str], label: str, env: dict | None = None) -> dict:
     """The worker's JSON line, or {"failed": reason, "crashed": signal name} when a signal killed it
     (PyTorch's native kernels can abort: see npxception.testing.isolated), or {"failed": reason}."""
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         tail = " | ".join(done.stderr.strip().splitlines()[-3:])
         result = ChildResult(done.returncode, done.stdout, done.stderr)
@@ -284,12 +286,22 @@ def markdown(rows, layer_tables, args, threading_layer) -> str:
               "| its training MB |", "| --- | ---: | --- | ---: | ---: | ---: | ---: |"]
     for case in dict.fromkeys(r["case"] for r in rows):
         ours = next((r for r in rows if r["case"] == case and r["kind"] == "ours"), None)
-        theirs = [r for r in rows if r["case"] == case and r["kind"] != "ours"]
+        theirs = [r for r in rows if r["case"] == case and r["kind"].startswith("torch")]
         if ours and theirs:
             best = max(theirs, key=lambda r: r["images_per_s"])
             lines.append(f"| {case} | {ours['images_per_s']:.1f} | {best['variant']} | {best['images_per_s']:.1f} | "
                          f"{ours['images_per_s'] / best['images_per_s']:.2f} | {ours['training_mb']:.0f} | "
                          f"{best['training_mb']:.0f} |")
+    plain_rows = [(r, next((o for o in rows if o["case"] == r["case"] and o["kind"] == "ours"), None))
+                  for r in rows if r["kind"] == "ours_plain"]
+    if plain_rows:
+        lines += ["", "What the tuned kernels buy (`npxception/backends/cpu/dispatch.py`): the same network on the "
+                  "plain kernels alone (`NPXCEPTION_PLAIN=1`).", "",
+                  "| case | plain images/s | tuned images/s | tuned / plain |", "| --- | ---: | ---: | ---: |"]
+        for plain, tuned in plain_rows:
+            if tuned:
+                lines.append(f"| {plain['case']} | {plain['images_per_s']:.1f} | {tuned['images_per_s']:.1f} | "
+                             f"{tuned['images_per_s'] / plain['images_per_s']:.2f} |")
     lines += layer_markdown(layer_tables)
     return "\n".join(lines) + "\n"
 

@@ -36,9 +36,6 @@ from numba import njit, prange
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from npxception.backends import cpu  # noqa: E402
-from npxception.backends.cpu import conv as cpu_conv  # noqa: E402
-from npxception.backends.cpu import depthwise as cpu_depthwise  # noqa: E402
-from npxception.backends.cpu import pointwise as cpu_pointwise  # noqa: E402
 from npxception.shapes import resolve_padding  # noqa: E402
 from npxception.testing.isolated import run_python  # noqa: E402
 from npxception.threads import set_num_threads  # noqa: E402
@@ -183,8 +180,8 @@ def depthwise_case(n, hw, c, dtype):
     check_against_torch(cpu.depthwise_conv2d(x, w, one, pads, one), x, w, 1, 1, c)
     ours = {
         "forward": lambda: cpu.depthwise_conv2d(x, w, one, pads, one),
-        "input grad": lambda: cpu_depthwise.depthwise_input_grad(dy, w, x.shape, one, pads, one),
-        "filter grad": lambda: cpu_depthwise.depthwise_filter_grad(dy, x, w.shape, one, pads, one),
+        "input grad": lambda: cpu.depthwise_input_grad(dy, w, x.shape, one, pads, one),
+        "filter grad": lambda: cpu.depthwise_filter_grad(dy, x, w, one, pads, one),
     }
     # Each op reads two activation-sized tensors; forward and input grad also write one.
     moved = {"forward": 2 * x.nbytes, "input grad": 2 * x.nbytes, "filter grad": 2 * x.nbytes}
@@ -199,8 +196,8 @@ def pointwise_case(n, hw, cin, cout, dtype):
     check_against_torch(cpu.pointwise_conv2d(x, w), x, w, 1, 0, 1)
     ours = {
         "forward": lambda: cpu.pointwise_conv2d(x, w),
-        "input grad": lambda: cpu_pointwise.pointwise_input_grad(dy, w, x.shape),
-        "filter grad": lambda: cpu_pointwise.pointwise_filter_grad(dy, x, w.shape),
+        "input grad": lambda: cpu.pointwise_input_grad(dy, w, x.shape),
+        "filter grad": lambda: cpu.pointwise_filter_grad(dy, x, w),
     }
     return ours, (x, w, 1, 0, 1), None
 
@@ -215,8 +212,8 @@ def stem_case(n, hw, cin, cout, stride, dtype):
     dy = rng.standard_normal(y.shape).astype(dtype)
     ours = {
         "forward": lambda: cpu.conv2d(x, w, s, pads, one),
-        "input grad": lambda: cpu_conv.conv2d_input_grad(dy, w, x.shape, s, pads, one),
-        "filter grad": lambda: cpu_conv.conv2d_filter_grad(dy, x, w, s, pads, one),
+        "input grad": lambda: cpu.conv2d_input_grad(dy, w, x.shape, s, pads, one),
+        "filter grad": lambda: cpu.conv2d_filter_grad(dy, x, w, s, pads, one),
     }
     return ours, (x, w, stride, 0, 1), None
 

@@ -141,7 +141,7 @@ def gemm_ops(x, w, dy, gemm) -> dict:
 
 
 def time_gemms(shapes: list[dict], threads: int, repeats: int) -> list[dict]:
-    from npxception.backends.cpu import gemm
+    from npxception.backends.cpu.tuned import gemm
     from npxception.threads import set_num_threads
 
     set_num_threads(threads)
@@ -239,7 +239,7 @@ def main() -> None:
     gemm_preset = "tiny" if args.quick else "paper"
     gemm_batch = CASES[gemm_preset][1]
     shapes = pointwise_shapes(config_for(gemm_preset), gemm_batch)
-    from npxception.backends.cpu.gemm import MIN_ROWS_TO_SPLIT
+    from npxception.backends.cpu.tuned.gemm import MIN_ROWS_TO_SPLIT
 
     report["pointwise_gemms"] = {"preset": gemm_preset, "batch": gemm_batch, "min_rows_to_split": MIN_ROWS_TO_SPLIT,
                                  "rows": time_gemms(shapes, args.threads, repeats)}

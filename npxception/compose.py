@@ -121,22 +121,13 @@ def batch_norm_backward(be, dy, x, gamma, mean, var, epsilon: float, training: b
 
 
 # --------------------------------------------------------------------------- fused ops (definitions)
-# The reference definitions of the contract's optional FusedOps: a backend's fused version must
-# give what these compositions give (tests/test_architecture.py checks the cpu backend's).
-
-def conv2d_filter_grad(be, dy, x, w, stride: Pair, padding: Padding4, dilation: Pair):
-    return be.conv2d_backward(dy, x, w, stride, padding, dilation)[1]
-
-
-def batch_norm_relu_train(be, x, gamma, beta, epsilon: float):
-    y, mean, var = be.batch_norm_train(x, gamma, beta, epsilon)
-    return be.relu(y), mean, var
-
-
-def batch_norm_relu_infer(be, x, gamma, beta, mean, var, epsilon: float):
-    return be.relu(be.batch_norm_infer(x, gamma, beta, mean, var, epsilon))
-
-
-def batch_norm_relu_backward(be, dy, x, y, gamma, mean, var, epsilon: float, training: bool):
-    # y = relu(z) > 0 exactly where z > 0, so y gives the ReLU's mask.
-    return be.batch_norm_backward(be.relu_backward(dy, y), x, gamma, mean, var, epsilon, training)
+# The definitions of the contract's FusedOps live beside the backends (backends/fused.py), which
+# bind them where they have no kernel of their own; re-exported here with the other compositions.
+from .backends.fused import (  # noqa: E402, F401
+    batch_norm_relu_backward,
+    batch_norm_relu_infer,
+    batch_norm_relu_train,
+    conv2d_filter_grad,
+    max_pool2d_backward_taps,
+    max_pool2d_with_taps,
+)

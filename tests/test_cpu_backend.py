@@ -15,8 +15,8 @@ import pytest
 
 from npxception import ops
 from npxception.backends import cpu, reference
-from npxception.backends.cpu import _blas, conv_direct, gemm
-from npxception.shapes import as_pair, conv_output_hw, resolve_padding
+from npxception.backends.cpu.tuned import blas, conv_direct, gemm
+from npxception.shapes import as_pair, resolve_padding
 from npxception.threads import get_num_threads, max_threads, set_num_threads
 from tests.compare import assert_close
 
@@ -117,23 +117,22 @@ def test_direct_conv_kernels_match_reference(shape, wshape, stride, padding, dil
     x, w = _normal(rng, shape, dtype), _normal(rng, wshape, dtype)
     st, dil = as_pair(stride, "stride"), as_pair(dilation, "dilation")
     pads = resolve_padding(padding, shape[1:3], wshape[:2], st, dil)
-    out_hw = conv_output_hw(shape[1:3], wshape[:2], st, pads, dil)
     rtol = 1e-14 if dtype == np.float64 else 1e-5
-    y = conv_direct.conv2d_direct(x, w, out_hw, st, pads, dil)
+    y = conv_direct.conv2d(x, w, st, pads, dil)
     assert_close(y, reference.conv2d(x, w, st, pads, dil), name="y", rtol=rtol)
     dy = _normal(rng, y.shape, dtype)
-    dw = conv_direct.conv2d_filter_grad_direct(dy, x, w.shape, st, pads, dil)
+    dw = conv_direct.conv2d_filter_grad(dy, x, w, st, pads, dil)
     assert dw.dtype == dtype
     dx_ref, dw_ref = reference.conv2d_backward(dy, x, w, st, pads, dil)
     assert_close(dw, dw_ref, name="dw", rtol=rtol)
     if st == (1, 1):
-        dx = conv_direct.conv2d_input_grad_direct(dy, w, x.shape, pads, dil)
+        dx = conv_direct.conv2d_input_grad(dy, w, x.shape, st, pads, dil)
         assert_close(dx, dx_ref, name="dx", rtol=rtol)
 
 
 def test_conv2d_input_grad_with_an_inf_weight_matches_reference():
     """The direct input gradient would add 0 * Inf = NaN where no output pixel used the Inf tap (the
-    last row and column for tap (0, 0) and "same" padding); conv.py sends such weights to col2im."""
+    last row and column for tap (0, 0) and "same" padding); the dispatch table sends such weights to col2im."""
     rng = _rng("inf dx")
     x, w = _normal(rng, (1, 6, 7, 3), np.float64), _normal(rng, (3, 3, 3, 4), np.float64)
     w[0, 0, 1, 2] = np.inf
@@ -150,9 +149,9 @@ def test_direct_conv_kernels_are_bitwise_identical_across_thread_counts():
     dy = _normal(rng, (3, 18, 19, 8), np.float32)
 
     def run():
-        y = conv_direct.conv2d_direct(x, w, (18, 19), (1, 1), (0, 0, 0, 0), (1, 1))
-        dx = conv_direct.conv2d_input_grad_direct(dy, w, x.shape, (0, 0, 0, 0), (1, 1))
-        return y, dx, conv_direct.conv2d_filter_grad_direct(dy, x, w.shape, (1, 1), (0, 0, 0, 0), (1, 1))
+        y = conv_direct.conv2d(x, w, (1, 1), (0, 0, 0, 0), (1, 1))
+        dx = conv_direct.conv2d_input_grad(dy, w, x.shape, (1, 1), (0, 0, 0, 0), (1, 1))
+        return y, dx, conv_direct.conv2d_filter_grad(dy, x, w, (1, 1), (0, 0, 0, 0), (1, 1))
 
     before = get_num_threads()
     try:
@@ -181,7 +180,7 @@ def test_pointwise_and_separable_match_reference(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_filter_gradients_over_many_pixels_match_reference(dtype):
-    # Over 16384 pixels the filter-gradient GEMM is split into row chunks (cpu/gemm.py).
+    # Over 16384 pixels the filter-gradient GEMM is split into row chunks (cpu/tuned/gemm.py).
     rng = _rng("tall", dtype)
     x = _normal(rng, (1, 130, 130, 3), dtype)
     pw, w = _normal(rng, (1, 1, 3, 4), dtype), _normal(rng, (3, 3, 3, 2), dtype)
@@ -204,7 +203,7 @@ def test_conv_with_im2col_built_in_blocks_matches_reference(w_shape, stride, pad
     st = as_pair(stride, "stride")
     pads = resolve_padding(padding, x.shape[1:3], w_shape[:2], st, (1, 1))
     blocks = (cpu.conv2d(x, w, st, pads, (1, 1)), *cpu.conv2d_backward(dy, x, w, st, pads, (1, 1)))
-    monkeypatch.setattr(_blas, "AVAILABLE", False)
+    monkeypatch.setattr(blas, "available", lambda: False)
     whole = (cpu.conv2d(x, w, st, pads, (1, 1)), *cpu.conv2d_backward(dy, x, w, st, pads, (1, 1)))
     for name, a, b in zip(("y", "dx", "dw"), blocks, whole):
         assert_close(a, b, name=name)
@@ -212,7 +211,7 @@ def test_conv_with_im2col_built_in_blocks_matches_reference(w_shape, stride, pad
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_depthwise_flat_rows_and_pixel_pairs_give_the_same_bits(dtype, monkeypatch):
-    from npxception.backends.cpu import _depthwise_3x3
+    from npxception.backends.cpu.tuned import depthwise_3x3 as _depthwise_3x3
     rng = _rng("flat rows", dtype)
     x, dy = _normal(rng, (2, 9, 11, 20), dtype), _normal(rng, (2, 9, 11, 20), dtype)
     w = _normal(rng, (3, 3, 20, 1), dtype)
@@ -233,7 +232,7 @@ def test_gemm_roads_give_the_same_bits(dtype, monkeypatch):
     # The Numba kernel calling NumPy's BLAS per task, and the fallback pool of np.matmul calls, run
     # one task table: every split (row chunks, partial sums, result rows and columns) and a
     # transposed operand.
-    if not _blas.AVAILABLE:
+    if not blas.available():
         pytest.skip("NumPy's BLAS is not the OpenBLAS of its wheels: only the fallback road exists")
     rng = _rng("gemm roads", dtype)
     cases = []
@@ -246,7 +245,7 @@ def test_gemm_roads_give_the_same_bits(dtype, monkeypatch):
                 for a, b, bt, dy in cases]
 
     numba_road = run()
-    monkeypatch.setattr(_blas, "AVAILABLE", False)
+    monkeypatch.setattr(blas, "available", lambda: False)
     for got, expected, (a, b, _, dy) in zip(numba_road, run(), cases):
         for x, y in zip(got, expected):
             assert x.dtype == dtype and np.array_equal(x, y)

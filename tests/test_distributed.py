@@ -141,13 +141,14 @@ def _history(run_dir):
 def test_two_ranks_with_sync_bn_match_one_process_in_float32(runs):
     one, two = _history(runs["one"]), _history(runs["two"])
     assert len(one) == len(two) == 3
-    # The first epoch (3 steps) agrees to float32 rounding: measured 2e-4 relative in the training loss
-    # (batch statistics of 8 images per rank amplify rounding), 1e-6 in the validation loss. A rank that
-    # normalised with its own half-batch's statistics is off by 3e-2 in the training loss. Later epochs
-    # drift apart by host, about 10x per epoch (epoch 3: 1e-4 on an AVX2-only EPYC, 4e-6 on an AVX-512
-    # host); the float64 test below checks the arithmetic itself.
-    assert abs(one[0]["train_loss"] - two[0]["train_loss"]) <= 1e-3 * abs(one[0]["train_loss"]), (one[0], two[0])
-    assert abs(one[0]["val_loss"] - two[0]["val_loss"]) <= 1e-5 * abs(one[0]["val_loss"]), (one[0], two[0])
+    # The first step agrees to float32 rounding (6e-7 relative in its loss); each step after it
+    # amplifies the rounding (batch statistics of 8 images per rank, dropout), by a factor that
+    # depends on the host and its NumPy/BLAS build: over the first epoch's 3 steps the training loss
+    # differed by 2e-4 relative on one set-up and 2.2e-3 on another (the validation loss by 1e-6 and
+    # 7e-6). A rank that normalised with its own half-batch's statistics is off by 2.2e-2 in the
+    # training loss. The float64 test below checks the arithmetic itself.
+    assert abs(one[0]["train_loss"] - two[0]["train_loss"]) <= 1e-2 * abs(one[0]["train_loss"]), (one[0], two[0])
+    assert abs(one[0]["val_loss"] - two[0]["val_loss"]) <= 1e-4 * abs(one[0]["val_loss"]), (one[0], two[0])
     for a, b in zip(one, two):
         assert abs(a["val_loss"] - b["val_loss"]) <= 1e-3 * abs(a["val_loss"]), (a, b)
     # Only rank 0 wrote: one metrics line per epoch.

@@ -328,9 +328,9 @@ def test_without_the_input_gradient_the_weight_gradients_are_the_same():
 def test_cpu_network_without_numpys_openblas_symbols_matches(monkeypatch):
     """Where NumPy's BLAS is not the OpenBLAS of its wheels, the cpu backend's GEMMs run on a pool of
     Python threads and the convolutions build im2col whole: the same network to rounding."""
-    from npxception.backends.cpu import _blas
+    from npxception.backends.cpu.tuned import blas
 
-    if not _blas.AVAILABLE:
+    if not blas.available():
         pytest.skip("NumPy's BLAS is not the OpenBLAS of its wheels: only the fallback road exists")
     config = XceptionConfig.tiny(dropout=0.0)
     rng = np.random.default_rng(8)
@@ -338,7 +338,7 @@ def test_cpu_network_without_numpys_openblas_symbols_matches(monkeypatch):
     labels = rng.integers(0, config.num_classes, 3)
     runs = []
     for available in (True, False):
-        monkeypatch.setattr(_blas, "AVAILABLE", available)
+        monkeypatch.setattr(blas, "available", lambda available=available: available)
         runs.append(_step_outputs(Xception(config, backend="cpu", seed=2, dtype="float64"), x, labels))
     _assert_same_step(*runs)
 

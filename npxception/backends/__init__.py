@@ -50,6 +50,7 @@ def get_backend(name) -> ModuleType:
     if name == "cpu":
         from . import cpu
 
+        cpu.runtime.initialise()  # before the first kernel: OpenMP's wait policy, the BLAS symbols
         return cpu
     if not cuda_available():
         raise RuntimeError(

@@ -11,7 +11,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import compose
 from .initializers import glorot_uniform
 from .layer import Layer, Shape, check_input
 from ..shapes import Window
@@ -43,12 +42,8 @@ class Conv2D(Layer):
     def backward(self, dy):
         s = self._saved_for_backward()
         w, be, kernel = self.window, self.backend, self.params["kernel"]
-        if not self.input_grad:  # dw alone: the backend's filter-gradient op, or the full backward
-            if hasattr(be, "conv2d_filter_grad"):
-                self.grads["kernel"] = be.conv2d_filter_grad(dy, s.x, kernel, w.stride, s.pads, w.dilation)
-            else:
-                self.grads["kernel"] = compose.conv2d_filter_grad(be, dy, s.x, kernel, w.stride, s.pads,
-                                                                  w.dilation)
+        if not self.input_grad:  # dw alone (the network's first layer: the images need no gradient)
+            self.grads["kernel"] = be.conv2d_filter_grad(dy, s.x, kernel, w.stride, s.pads, w.dilation)
             return None
         dx, self.grads["kernel"] = be.conv2d_backward(dy, s.x, kernel, w.stride, s.pads, w.dilation)
         return dx

@@ -1,15 +1,16 @@
-"""BatchNormReLU: a BatchNorm and the ReLU after it, run as one fused kernel when the backend has one.
+"""BatchNormReLU: a BatchNorm and the ReLU after it, run as the backend's one fused op.
 
 Xception follows most batch norms with a ReLU (the stem, the first sepconv of every block, block 14).
 Run as two layers, the pair makes two full passes over the activations forward (normalise, then
 clamp) and two backward (mask, then the batch-norm gradient), and keeps two tensors of the
-activation's size alive. The backend's optional fused ops (`contract.FusedOps`:
-`batch_norm_relu_train/_infer/_backward`) clamp as y is written and mask as dy is read, so the pair
-costs the passes of batch norm alone; their definitions are the compositions in `npxception.compose`.
+activation's size alive. The backend's fused ops (`contract.FusedOps`:
+`batch_norm_relu_train/_infer/_backward`) clamp as y is written and mask as dy is read where the
+backend has a fused kernel (the cpu backend's tuned/norm_relu.py), so the pair costs the passes of
+batch norm alone; elsewhere they are their definitions, the compositions in backends/fused.py.
 
 The pair is a Sequential of the two ordinary layers, so names, weights, the summary and checkpoints
-are exactly those of the unfused network. Without the fused ops, or with a synchronised batch norm
-(whose statistics span processes), it simply runs its two layers.
+are exactly those of the unfused network. With a synchronised batch norm (whose statistics span
+processes) it simply runs its two layers.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class BatchNormReLU(Sequential):
         self._fused_ran = False
 
     def _fused(self) -> bool:
-        return hasattr(self.backend, "batch_norm_relu_train") and self.bn.sync is None
+        # A synchronised batch norm's statistics span processes: it runs as its two layers.
+        return self.bn.sync is None
 
     def forward(self, x, training: bool):
         self._fused_ran = self._fused()

@@ -35,7 +35,7 @@ class MaxPool2D(Layer):
         w.out_hw(x.shape[1:3], self.name)
         pads = w.pads(x.shape[1:3])
         be = self.backend
-        if training and hasattr(be, "max_pool2d_with_taps"):  # keep the winners for the backward pass
+        if training:  # keep the winners for the backward pass
             y, taps = be.max_pool2d_with_taps(x, w.kernel, w.stride, pads)
         else:
             y, taps = be.max_pool2d(x, w.kernel, w.stride, pads), None

@@ -2,7 +2,7 @@
 
 Numba compiles `np.dot` on matrices to a BLAS call only when SciPy is installed (it borrows SciPy's
 BLAS wrappers), and this project does not depend on SciPy. So this module offers the same thing
-through NumPy's own OpenBLAS, the way the cpu backend reaches it (`npxception/backends/cpu/_blas.py`):
+through NumPy's own OpenBLAS, the way the cpu backend reaches it (`npxception/backends/cpu/tuned/blas.py`):
 
     matmul_into(a, b, out)      out[...] = a @ b, from inside an @njit or @njit(parallel=True) kernel
 
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from numba import njit
 
-from npxception.backends.cpu import _blas
+from npxception.backends.cpu.tuned import blas as _blas
 
-BLAS = _blas.AVAILABLE  # whether matmul_into calls OpenBLAS (else the loop nest below)
+BLAS = _blas.available()  # whether matmul_into calls OpenBLAS (else the loop nest below)
 
 
 @njit(cache=True)

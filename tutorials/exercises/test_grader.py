@@ -331,12 +331,12 @@ WRONG = {
         """, r"pointwise_chunked: its prange loop calls no matmul_into"),
     "nb09 pointwise through the backend's GEMM tasks": (
         "check_pointwise_chunked", "pointwise_chunked", """
-        from npxception.backends.cpu.gemm import tall_matmul
+        from npxception.backends.cpu.tuned.gemm import tall_matmul
 
 
         def pointwise_chunked(x2, w2, chunks):
             return tall_matmul(x2, w2)
-        """, r"pointwise_chunked: it uses tall_matmul \(from npxception\.backends\.cpu\.gemm\)"),
+        """, r"pointwise_chunked: it uses tall_matmul \(from npxception\.backends\.cpu\.tuned\.gemm\)"),
     "nb09 racy channel sums": (
         "check_channel_sums", "channel_sums", """
         @njit(parallel=True)

@@ -41,7 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import npxception  # first: it sets OpenMP's wait policy (section 9.6) before Numba starts threads
+import npxception
 import matplotlib.pyplot as plt
 import numba
 import numpy as np
@@ -52,6 +52,7 @@ from exercises.blas import BLAS, matmul_into
 from npxception import Xception, XceptionConfig, nn, ops
 from npxception.backends import get_backend
 
+get_backend("cpu")  # first: it sets OpenMP's wait policy (section 9.6) before Numba starts threads
 FAST = os.environ.get("NPXCEPTION_FAST") == "1"  # the test suite's quick mode
 T0 = time.perf_counter()
 rng = np.random.default_rng(0)
@@ -348,7 +349,7 @@ plt.show()
 Read it from left to right. The depthwise points all sit at the same intensity, left of the
 ridge: memory-bound, whatever their shape, so what helps them is moving fewer bytes (one pass,
 contiguous channels) rather than more arithmetic per cycle. The `cpu` backend's depthwise kernels
-unroll the 3x3 taps of a row (`backends/cpu/_depthwise_3x3.py`) so that every input row is read
+unroll the 3x3 taps of a row (`backends/cpu/tuned/depthwise_3x3.py`) so that every input row is read
 once for all nine taps. The pointwise points move right as the channels grow and cross into the
 compute-bound region: there the work is a matrix product, and the best one can do is hand it to
 BLAS. Points far below the roof at small shapes pay a per-call overhead (starting threads, Python
@@ -363,7 +364,7 @@ $s = \gamma / \sqrt{\sigma^2 + \epsilon}$, and moves 8 bytes in float32 (read $x
 A ReLU after it reads $y$ and writes $\max(y, 0)$: 8 more bytes, no useful arithmetic. **Fused**,
 the clamp happens as $y$ is written, in registers: one pass, half the bytes. Xception puts a ReLU
 after most of its batch norms, so `nn.BatchNormReLU` (and the backend's `batch_norm_relu_*`
-kernels, `backends/cpu/norm.py`) does this in the forward pass, and in the backward pass applies
+kernels, `backends/cpu/tuned/norm_relu.py`) does this in the forward pass, and in the backward pass applies
 the ReLU's mask as it reads $dy$.
 
 Here is the unfused pair as two Numba kernels, one pass each:
@@ -458,7 +459,7 @@ has its own threads too, and that is the problem:
   Even outside a `prange`, the two pools alternate in one training step (a depthwise kernel, then
   a GEMM); each thread that finishes waits a while for more work (9.6) on a core that the other
   pool now needs.
-* **One pool.** The backend (`backends/cpu/gemm.py`) therefore cuts every product into $K$
+* **One pool.** The backend's tuned kernels (`backends/cpu/tuned/gemm.py`) therefore cuts every product into $K$
   *tasks*, a number that depends on the shapes alone, never on the threads (task `k` takes rows
   `k * P // K` to `(k + 1) * P // K` of $X$ and $Y$; a short product is cut along $Y$'s columns
   instead), runs them in one `prange`, and has each task call BLAS **single-threaded** on its
@@ -481,7 +482,7 @@ Inside a Numba kernel, `np.dot` on matrices is compiled to a BLAS call only when
 installed (Numba borrows SciPy's BLAS wrappers), and this project does not depend on SciPy. So
 `exercises/blas.py` offers `matmul_into(a, b, out)`, which computes `out[...] = a @ b` from inside
 a kernel by calling NumPy's own OpenBLAS on the arrays' addresses, the way the backend does
-(`backends/cpu/_blas.py`). A slice of rows `x2[first:last]` is passed without a copy.
+(`backends/cpu/tuned/blas.py`). A slice of rows `x2[first:last]` is passed without a copy.
 
 ### Your turn: the pointwise convolution as GEMM tasks
 
@@ -552,12 +553,12 @@ one multi-threaded GEMM over all the pointwise convolutions of a `paper` step
 different moment of load, so read these ratios with the load average beside them; the
 oversubscribed variant is the one that suffers most when other programs run, since with more
 threads than cores a thread holding part of a BLAS call is preempted while the others wait for
-it. (Inside a step the backend does not use threadpoolctl: `_blas.single_threaded_blas` calls
+it. (Inside a step the backend does not use threadpoolctl: `runtime.single_threaded_blas` calls
 OpenBLAS's own thread setter, about a microsecond.)
 
 What the tasks guarantee whatever the load is the last line. Whether one multi-threaded GEMM
 gives the same bits on 1 and 2 threads depends on how the BLAS splits the work for that shape and
-thread count (OpenBLAS gave different bits on 1444 x 728 x 728, `gemm.py`'s docstring); the tasks
+thread count (OpenBLAS gave different bits on 1444 x 728 x 728, `docs/performance.md`); the tasks
 give the same bits by construction.
 
 ## 9.6 What idle threads do: spin-waiting
@@ -569,7 +570,7 @@ for work in a busy loop, which answers in well under a microsecond but burns a c
 program (or the other thread pool, 9.5) could have used. OpenMP's `OMP_WAIT_POLICY` chooses:
 `PASSIVE` sleeps, `ACTIVE` spins; GNU OpenMP's `GOMP_SPINCOUNT` spins that many times before it
 sleeps. A training step calls hundreds of kernels with a little Python between each, so
-`npxception/backends/cpu/threads.py` sets `PASSIVE` with 30,000 spins (its docstring says how
+`npxception/backends/cpu/runtime.py` sets `PASSIVE` with 30,000 spins (`docs/performance.md` says how
 that was measured on whole steps): long enough to bridge the Python between two kernels, short
 enough to let the cores go when the step is over. OpenMP reads them once, when the threads start,
 so each policy below runs in a process of its own: a tiny parallel kernel called again and again
@@ -641,7 +642,7 @@ receptive field into one row of a matrix, **im2col**, $(P, 9 C_{in})$, and multi
 weights as a $(9 C_{in}, C_{out})$ matrix. Built whole, that matrix is 9 times the input: it is
 written to memory, then read back by the GEMM. Built in blocks of a few hundred rows, inside each
 GEMM task, the block is written to a buffer that stays in the core's L2 cache and read from there
-at once: the same arithmetic, a ninth of the traffic. `backends/cpu/conv.py` does this with blocks
+at once: the same arithmetic, a ninth of the traffic. `backends/cpu/tuned/conv.py` does this with blocks
 of 256 rows (for the paper's second stem conv, 4 x 149 x 149 x 32 -> 64, the forward went from
 30.7 to 16.9 ms on the 2-core machine of its docstring). A minimal version, "valid" padding and
 stride 1:

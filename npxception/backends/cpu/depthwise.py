@@ -1,31 +1,21 @@
-"""Depthwise 2-D convolution, NHWC, as Numba kernels (the math: reference/depthwise.py).
+"""Depthwise 2-D convolution, NHWC, as plain Numba kernels (the math: reference/depthwise.py).
 
 Shapes: x (N, H, W, C), w (kh, kw, C, M) -> y (N, Ho, Wo, C*M), output channel c*M + m.
 
-    y[n, i, j, c*M + m] = sum_{p, q} xpad[n, i*sh + p*dil_h, j*sw + q*dil_w, c] * w[p, q, c, m]
+    y[n, i, j, c*M + m]  = sum_{p, q} xpad[n, i*sh + p*dil_h, j*sw + q*dil_w, c] * w[p, q, c, m]
+    dw[p, q, c, m]       = sum_{n, i, j} xpad[n, i*sh + p*dil_h, j*sw + q*dil_w, c] * dy[n, i, j, c*M + m]
+    dx[n, r, col, c]     = sum over the (output pixel, tap) pairs that read x[n, r, col, c]
 
-Channel order inside the kernels: "multiplier-major", index m*C + c, so that for each m the C
-channels are contiguous and the innermost loop (over c) is a unit-stride loop LLVM turns into SIMD.
-For M = 1 (every depthwise layer of Xception) that order *is* Keras's c*M + m and nothing is
-copied; for M > 1 the output (forward) or dy (backward) is transposed once in NumPy.
+Each kernel is a `prange` over what owns its output, so no two iterations write one element: the
+forward pass over output rows (n, i), the input gradient over input rows (n, r), *gathering* from
+the outputs that read each input pixel (`output_index`, ../_index.py) instead of scattering into
+overlapping windows, and the filter gradient over (p, q, c), each iteration summing its tap's
+products over the whole batch in a fixed order (so the bits never depend on the thread count).
+Taps are added in the reference's order, (0, 0), (0, 1), ..., and a tap in the padding adds
+0 * w (or 0 * dy), as the reference's zero-padded array does, so NaN and Inf propagate the same.
 
-Each kernel is parallel over what owns its output, so no two `prange` iterations write the same
-element:
-- forward: output rows (n, i); each iteration writes y[n, i] only.
-- input gradient: input rows (n, r), *gathering* from every output pixel and tap that read x[n, r]
-  (`output_index`, ../_index.py), instead of scattering from outputs into overlapping windows.
-- filter gradient: fixed chunks of output rows, one partial filter gradient per chunk, added in
-  chunk order (see _chunks.py): deterministic for any thread count.
-
-The 3x3 rows (Xception's only size; forward for any stride, input gradient for stride 1 and
-M = 1) are unrolled in _depthwise_3x3.py; other kernel sizes and strides use the per-pixel loops
-here. The filter gradient loops over taps, then over the output columns whose tap is inside x: for
-stride 1 those pixels and the input pixels they read are each one contiguous (columns, C) block.
-
-A padded tap still adds 0 * w (forward) or 0 * dy (filter gradient): the reference multiplies an
-explicitly zero-padded array, and this keeps NaN and Inf propagating exactly as there. Each
-output's taps are added in the reference's order, (0, 0), (0, 1), ..., (2, 2). Every kernel writes
-its last argument.
+This is the version to read; `tuned/depthwise.py` is the same algorithm rearranged for speed, and
+`dispatch.py` says when it runs.
 """
 
 from __future__ import annotations
@@ -34,201 +24,95 @@ import numpy as np
 from numba import njit, prange
 
 from ...shapes import conv_output_hw
-from ._chunks import chunk_bounds, num_chunks, sum_partials
-from ._depthwise_3x3 import forward_row_3x3, input_grad_row_3x3, tile_weights_3x3
 from ._index import input_index, output_index
 
 
 def depthwise_conv2d(x, w, stride, padding, dilation):
-    kh, kw, c, mult = w.shape
-    ho, wo = conv_output_hw(x.shape[1:3], (kh, kw), stride, padding, dilation)
-    y = np.empty((x.shape[0], ho, wo, mult * c), dtype=x.dtype)
-    wt = _multiplier_major(w)
-    _forward(x, wt, tile_weights_3x3(wt, wo), *stride, padding[0], padding[2], *dilation, y)
-    return _swap_channel_order(y, mult, c)
+    ho, wo = conv_output_hw(x.shape[1:3], w.shape[:2], stride, padding, dilation)
+    y = np.empty((x.shape[0], ho, wo, w.shape[2] * w.shape[3]), dtype=x.dtype)
+    depthwise_forward(x, w, *stride, padding[0], padding[2], *dilation, y)
+    return y
 
 
 def depthwise_conv2d_backward(dy, x, w, stride, padding, dilation):
-    dy_mc = _swap_channel_order(dy, w.shape[2], w.shape[3])
-    return (depthwise_input_grad(dy_mc, w, x.shape, stride, padding, dilation),
-            depthwise_filter_grad(dy_mc, x, w.shape, stride, padding, dilation))
+    return (depthwise_input_grad(dy, w, x.shape, stride, padding, dilation),
+            depthwise_filter_grad(dy, x, w, stride, padding, dilation))
 
 
-def depthwise_input_grad(dy_mc, w, x_shape, stride, padding, dilation):
-    """dx (x_shape) for dy with multiplier-major channels (see _swap_channel_order)."""
-    dx = np.empty(x_shape, dtype=dy_mc.dtype)
-    wt = _multiplier_major(w)
-    _input_grad(dy_mc, wt, tile_weights_3x3(wt, x_shape[2]), *stride, padding[0], padding[2], *dilation, dx)
+def depthwise_input_grad(dy, w, x_shape, stride, padding, dilation):
+    """dx (x_shape) for dy (N, Ho, Wo, C*M)."""
+    dx = np.empty(x_shape, dtype=dy.dtype)
+    depthwise_input_grad_kernel(dy, w, *stride, padding[0], padding[2], *dilation, dx)
     return dx
 
 
-def depthwise_filter_grad(dy_mc, x, w_shape, stride, padding, dilation):
-    """dw (kh, kw, C, M) for dy with multiplier-major channels."""
-    kh, kw, c, mult = w_shape
-    rows = dy_mc.shape[0] * dy_mc.shape[1]
-    partials = np.zeros((num_chunks(rows), kh, kw, mult, c), dtype=x.dtype)
-    _filter_grad_partials(dy_mc, x, *stride, padding[0], padding[2], *dilation, partials)
-    return np.ascontiguousarray(sum_partials(partials).transpose(0, 1, 3, 2))
-
-
-def _multiplier_major(w):
-    """(kh, kw, C, M) -> contiguous (kh, kw, M, C): each tap's weights for one m are contiguous."""
-    return np.ascontiguousarray(w.transpose(0, 1, 3, 2))
-
-
-def _swap_channel_order(a, outer, inner):
-    """Last axis read as (outer, inner) blocks -> (inner, outer); a no-op when either is 1.
-
-    (C, M) -> (M, C) takes Keras's order c*M + m to the kernels' m*C + c, and (M, C) -> (C, M) back.
-    """
-    if outer == 1 or inner == 1:
-        return a
-    n, h, w, _ = a.shape
-    return np.ascontiguousarray(a.reshape(n, h, w, outer, inner).transpose(0, 1, 2, 4, 3)).reshape(a.shape)
-
-
-# --------------------------------------------------------------------------- forward
-
-@njit(cache=True)
-def _forward_pixel(x, wt, n, i, j, m, sh, sw, pt, pl, dil_h, dil_w, out):
-    """out[m*C:(m+1)*C] = y at pixel (n, i, j) for multiplier index m; any kernel size, any position."""
-    _, h, width, c_ = x.shape
-    kh, kw = wt.shape[0], wt.shape[1]
-    zero = x.dtype.type(0)
-    base = m * c_
-    for c in range(c_):
-        out[base + c] = zero
-    for p in range(kh):
-        r = input_index(i, p, sh, dil_h, pt)
-        for q in range(kw):
-            col = input_index(j, q, sw, dil_w, pl)
-            wv = wt[p, q, m]
-            if 0 <= r < h and 0 <= col < width:
-                xv = x[n, r, col]
-                for c in range(c_):
-                    out[base + c] += xv[c] * wv[c]
-            else:
-                for c in range(c_):
-                    out[base + c] += zero * wv[c]
+def depthwise_filter_grad(dy, x, w, stride, padding, dilation):
+    """dw (w's shape); only w's shape is read."""
+    dw = np.empty(w.shape, dtype=x.dtype)
+    depthwise_filter_grad_kernel(dy, x, *stride, padding[0], padding[2], *dilation, dw)
+    return dw
 
 
 @njit(parallel=True, cache=True)
-def _forward(x, wt, wf, sh, sw, pt, pl, dil_h, dil_w, y):
-    """y (N, Ho, Wo, M*C) multiplier-major, from x (N, H, W, C), wt (kh, kw, M, C) and wt tiled
-    along the output row (wf, see tile_weights_3x3)."""
-    n_, _, _, c_ = x.shape
-    kh, kw, mult, _ = wt.shape
-    ho, wo = y.shape[1], y.shape[2]
-    zeros = np.zeros(max(x.shape[2], wo) * c_, dtype=x.dtype)  # a padded pixel, or a padded flat row
-    for row in prange(n_ * ho):
-        n = row // ho
-        i = row - n * ho
-        yr = y[n, i]
-        for m in range(mult):
-            if kh == 3 and kw == 3:
-                forward_row_3x3(x, wt, wf, zeros, n, i, m, sh, sw, pt, pl, dil_h, dil_w, yr)
-            else:
-                for j in range(wo):
-                    _forward_pixel(x, wt, n, i, j, m, sh, sw, pt, pl, dil_h, dil_w, yr[j])
-
-
-# --------------------------------------------------------------------------- input gradient
-
-@njit(cache=True)
-def _input_grad_pixel(dy, wt, n, r, col, sh, sw, pt, pl, dil_h, dil_w, out):
-    """out[:] = dx at input pixel (n, r, col): every (output pixel, tap, m) that read it."""
-    ho, wo = dy.shape[1], dy.shape[2]
-    kh, kw, mult, c_ = wt.shape
-    zero = dy.dtype.type(0)
-    for c in range(c_):
-        out[c] = zero
-    for p in range(kh):
-        i = output_index(r, p, sh, dil_h, pt, ho)
-        if i < 0:
-            continue
-        for q in range(kw):
-            j = output_index(col, q, sw, dil_w, pl, wo)
-            if j < 0:
-                continue
-            g = dy[n, i, j]
-            for m in range(mult):
-                wv = wt[p, q, m]
-                base = m * c_
-                for c in range(c_):
-                    out[c] += g[base + c] * wv[c]
-
-
-@njit(parallel=True, cache=True)
-def _input_grad(dy, wt, wf, sh, sw, pt, pl, dil_h, dil_w, dx):
-    """dx (N, H, W, C) from dy (N, Ho, Wo, M*C) multiplier-major and wt (kh, kw, M, C)."""
-    n_, h, width, c_ = dx.shape
-    kh, kw, mult, _ = wt.shape
-    # A padded pixel, a padded flat row of dy, or (3 x) its weights (see input_grad_row_3x3).
-    zeros = np.zeros(3 * max(width, dy.shape[2]) * c_, dtype=dx.dtype)
-    fast = kh == 3 and kw == 3 and mult == 1 and sh == 1 and sw == 1
-    for row in prange(n_ * h):
-        n = row // h
-        r = row - n * h
-        dxr = dx[n, r]
-        if fast:
-            input_grad_row_3x3(dy, wt, wf, zeros, n, r, pt, pl, dil_h, dil_w, dxr)
-        else:
-            for col in range(width):
-                _input_grad_pixel(dy, wt, n, r, col, sh, sw, pt, pl, dil_h, dil_w, dxr[col])
-
-
-# --------------------------------------------------------------------------- filter gradient
-
-@njit(parallel=True, cache=True)
-def _filter_grad_partials(dy, x, sh, sw, pt, pl, dil_h, dil_w, partials):
-    """partials[k] (kh, kw, M, C) += the filter gradient summed over chunk k of the output rows.
-
-    For one output row and tap (p, q) the valid output columns form one range [j0, j1), so the
-    inner loops run branch-free over contiguous channels: acc[c] += x[r, col, c] * dy[i, j, c].
-    """
+def depthwise_forward(x, w, sh, sw, pt, pl, dil_h, dil_w, y):
     n_, h, width, c_ = x.shape
-    chunks, kh, kw, mult, _ = partials.shape
-    ho, wo = dy.shape[1], dy.shape[2]
-    rows = n_ * ho
+    kh, kw, _, mult = w.shape
+    ho, wo = y.shape[1], y.shape[2]
     zero = x.dtype.type(0)
-    for k in prange(chunks):
-        part = partials[k]
-        start, stop = chunk_bounds(k, rows, chunks)
-        for row in range(start, stop):
-            n = row // ho
-            i = row - n * ho
-            dyr = dy[n, i]
-            for p in range(kh):
-                r = input_index(i, p, sh, dil_h, pt)
-                row_inside = 0 <= r < h
-                for q in range(kw):
-                    # Output columns j whose tap q reads a real input column: 0 <= input_index(j, q) < W.
-                    off = input_index(0, q, sw, dil_w, pl)
-                    j0 = min(max(-off + sw - 1, 0) // sw, wo) if row_inside else wo
-                    j1 = max(min((width - 1 - off) // sw + 1, wo), j0) if row_inside else wo
-                    for m in range(mult):
-                        acc = part[p, q, m]
-                        base = m * c_
-                        for j in range(j0):
-                            g = dyr[j]
-                            for c in range(c_):
-                                acc[c] += zero * g[base + c]
-                        for j in range(j1, wo):
-                            g = dyr[j]
-                            for c in range(c_):
-                                acc[c] += zero * g[base + c]
-                        if j1 > j0 and sw == 1 and mult == 1:
-                            # Both operands are one contiguous (j1 - j0, C) block: 2-D views
-                            # instead of a new 1-D view per pixel.
-                            xs = x[n, r, j0 + off:j1 + off]
-                            gs = dyr[j0:j1]
-                            for jj in range(j1 - j0):
-                                for c in range(c_):
-                                    acc[c] += xs[jj, c] * gs[jj, c]
-                        elif j1 > j0:
-                            xr = x[n, r]
-                            for j in range(j0, j1):
-                                xv = xr[j * sw + off]
-                                g = dyr[j, base:base + c_]
-                                for c in range(c_):
-                                    acc[c] += xv[c] * g[c]
+    for row in prange(n_ * ho):
+        n, i = row // ho, row % ho
+        for j in range(wo):
+            for c in range(c_):
+                for m in range(mult):
+                    acc = zero
+                    for p in range(kh):
+                        r = input_index(i, p, sh, dil_h, pt)
+                        for q in range(kw):
+                            col = input_index(j, q, sw, dil_w, pl)
+                            inside = 0 <= r < h and 0 <= col < width
+                            acc += (x[n, r, col, c] if inside else zero) * w[p, q, c, m]
+                    y[n, i, j, c * mult + m] = acc
+
+
+@njit(parallel=True, cache=True)
+def depthwise_input_grad_kernel(dy, w, sh, sw, pt, pl, dil_h, dil_w, dx):
+    n_, h, width, c_ = dx.shape
+    kh, kw, _, mult = w.shape
+    ho, wo = dy.shape[1], dy.shape[2]
+    zero = dx.dtype.type(0)
+    for row in prange(n_ * h):
+        n, r = row // h, row % h
+        for col in range(width):
+            for c in range(c_):
+                acc = zero
+                for p in range(kh):
+                    i = output_index(r, p, sh, dil_h, pt, ho)  # the output row that read row r via tap p
+                    if i < 0:
+                        continue
+                    for q in range(kw):
+                        j = output_index(col, q, sw, dil_w, pl, wo)
+                        if j < 0:
+                            continue
+                        for m in range(mult):
+                            acc += dy[n, i, j, c * mult + m] * w[p, q, c, m]
+                dx[n, r, col, c] = acc
+
+
+@njit(parallel=True, cache=True)
+def depthwise_filter_grad_kernel(dy, x, sh, sw, pt, pl, dil_h, dil_w, dw):
+    n_, h, width, c_ = x.shape
+    kh, kw, _, mult = dw.shape
+    ho, wo = dy.shape[1], dy.shape[2]
+    zero = x.dtype.type(0)
+    for tap in prange(kh * kw * c_):
+        p, q, c = tap // (kw * c_), (tap // c_) % kw, tap % c_
+        for m in range(mult):
+            acc = zero
+            for n in range(n_):
+                for i in range(ho):
+                    r = input_index(i, p, sh, dil_h, pt)
+                    for j in range(wo):
+                        col = input_index(j, q, sw, dil_w, pl)
+                        inside = 0 <= r < h and 0 <= col < width
+                        acc += (x[n, r, col, c] if inside else zero) * dy[n, i, j, c * mult + m]
+            dw[p, q, c, m] = acc

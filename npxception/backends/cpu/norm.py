@@ -15,9 +15,8 @@ count. The backward pass needs sum(dy) and sum(dy * (x - mean)) the same way, th
 which is the reference's inv_std / m * (m*g - sum(g) - xhat * sum(g * xhat)) with g = dy * gamma,
 expanded. In inference mode mean and var are constants and dx = a * dy.
 
-Fused batch norm + ReLU (`batch_norm_relu_*`): the ReLU is applied as y is written, and its
-backward mask [y > 0] is applied as dy is read, so the pair costs the passes of batch norm alone
-instead of two more full passes over the activations.
+Every pass takes a `relu` flag: tuned/norm_relu.py runs them with relu=True, the fused batch norm
++ ReLU of the dispatch table (the ReLU applied as y is written, its mask [y > 0] as dy is read).
 """
 
 from __future__ import annotations
@@ -29,30 +28,15 @@ from ._chunks import chunk_bounds, num_chunks, sum_partials
 
 
 def batch_norm_train(x, gamma, beta, epsilon):
-    return _train(x, gamma, beta, epsilon, relu=False)
+    return train_pass(x, gamma, beta, epsilon, relu=False)
 
 
 def batch_norm_infer(x, gamma, beta, mean, var, epsilon):
-    return _apply(x, gamma, beta, mean, var, epsilon, relu=False)
+    return apply_pass(x, gamma, beta, mean, var, epsilon, relu=False)
 
 
 def batch_norm_backward(dy, x, gamma, mean, var, epsilon, training):
-    return _backward(dy, x, x, gamma, mean, var, epsilon, training, relu=False)
-
-
-def batch_norm_relu_train(x, gamma, beta, epsilon):
-    """relu(batch_norm_train(x)) in one pass: returns (y, batch_mean, batch_var)."""
-    return _train(x, gamma, beta, epsilon, relu=True)
-
-
-def batch_norm_relu_infer(x, gamma, beta, mean, var, epsilon):
-    """relu(batch_norm_infer(x)) in one pass."""
-    return _apply(x, gamma, beta, mean, var, epsilon, relu=True)
-
-
-def batch_norm_relu_backward(dy, x, y, gamma, mean, var, epsilon, training):
-    """(dx, dgamma, dbeta) for dy, the gradient of y = relu(batch_norm(x)) (y as returned)."""
-    return _backward(dy, x, y, gamma, mean, var, epsilon, training, relu=True)
+    return backward_pass(dy, x, x, gamma, mean, var, epsilon, training, relu=False)
 
 
 def moving_average_update(moving, batch, momentum):
@@ -70,7 +54,7 @@ def _inv_std(var, epsilon):
     return 1.0 / np.sqrt(var + var.dtype.type(epsilon))
 
 
-def _train(x, gamma, beta, epsilon, relu):
+def train_pass(x, gamma, beta, epsilon, relu):
     x2 = _rows(x)
     m = x2.shape[0]
     shift = x2[0].astype(np.float64)
@@ -81,16 +65,16 @@ def _train(x, gamma, beta, epsilon, relu):
     var = np.maximum(sums[1] / m - mean_d * mean_d, 0.0)  # rounding can dip below 0; NaN stays
     mean = (shift + mean_d).astype(x.dtype)
     var = var.astype(x.dtype)
-    return _apply(x, gamma, beta, mean, var, epsilon, relu), mean, var
+    return apply_pass(x, gamma, beta, mean, var, epsilon, relu), mean, var
 
 
-def _apply(x, gamma, beta, mean, var, epsilon, relu):
+def apply_pass(x, gamma, beta, mean, var, epsilon, relu):
     y = np.empty_like(x)
     _normalize(_rows(x), mean, gamma * _inv_std(var, epsilon), beta, relu, _rows(y))
     return y
 
 
-def _backward(dy, x, y, gamma, mean, var, epsilon, training, relu):
+def backward_pass(dy, x, y, gamma, mean, var, epsilon, training, relu):
     """y is read only when relu is True (the ReLU's mask); pass x otherwise."""
     dy2, x2, y2 = _rows(dy), _rows(x), _rows(y)
     m = x2.shape[0]

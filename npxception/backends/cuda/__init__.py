@@ -11,7 +11,8 @@ simulator and compiled to PTX for sm_90 by the tests.
 """
 
 # ruff: noqa: F401  (the imports are re-exports; __all__ is computed from ../contract.py)
-from ..contract import exports
+from .. import fused
+from ..contract import FUSED, exports
 from .activations import elu, elu_backward, relu, relu_backward
 from .arrays import synchronize, to_device, to_numpy, zeros
 from .conv import conv2d, conv2d_backward
@@ -27,4 +28,10 @@ from .pool import global_avg_pool2d, global_avg_pool2d_backward, max_pool2d, max
 
 name = "cuda"
 
-__all__ = exports()
+# No fused kernels of its own: every fused op of the contract is its composition (backends/fused.py).
+(conv2d_filter_grad, max_pool2d_with_taps, max_pool2d_backward_taps, batch_norm_relu_train,
+ batch_norm_relu_infer, batch_norm_relu_backward) = fused.fused_ops(
+    __name__, "conv2d_filter_grad", "max_pool2d_with_taps", "max_pool2d_backward_taps", "batch_norm_relu_train",
+    "batch_norm_relu_infer", "batch_norm_relu_backward")
+
+__all__ = exports(*FUSED)

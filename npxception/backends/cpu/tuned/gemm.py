@@ -4,7 +4,7 @@ A filter gradient contracts over all pixels: dW = X^T @ dY with X (P, Cin), dY (
 P = N*H*W, up to 170,000 in Xception, while dW is small. A multi-threaded BLAS splits such a
 product along P in blocks and makes its threads wait for each other after every block; when any
 other process is running, one thread is often descheduled while the other spins, and the call
-takes seconds instead of tens of milliseconds (measured with OpenBLAS on 2 shared cores). The
+takes far longer than the work (seen with OpenBLAS on 2 shared cores). The
 forward and input gradient, A @ B for tall A (P, K) and small B (K, N), have the same problem
 without the sum, and a multi-threaded call did not even give the same bits for 1 and 2 threads
 (on 1444 x 728 x 728).
@@ -20,13 +20,11 @@ thread count:
                            short products (P < MIN_ROWS_TO_SPLIT) in blocks of the result's rows
                            instead, so nothing is added across tasks
 
-Block sizes were measured on the paper network's shapes (2 threads, alternating with one NumPy
-GEMM): blocks of 256 columns took 400 x 1536 -> 2048 from 19.1 ms (one row chunk) to 9.9 ms
-(one 2-thread GEMM: 8.9 ms), and blocks of 256 rows took the filter gradient of 1444 x 728 -> 728
-from 7.7 ms (11 blocks of 66 rows) to 5.5 ms (one 2-thread GEMM: 5.4 ms).
+Block sizes were chosen on the paper network's shapes against one 2-thread NumPy GEMM (the
+timings: docs/performance.md, "Why each tuned kernel").
 
 The tasks are a table (m, n, k and the element offsets of A, B and C in flat arrays), run by one
-Numba kernel: `prange` over the tasks, each calling NumPy's own cblas_sgemm/dgemm (_blas.py) with
+Numba kernel: `prange` over the tasks, each calling NumPy's own cblas_sgemm/dgemm (blas.py) with
 the BLAS held to one thread. The GEMMs thus run on the same threads as every other kernel of the
 backend, with no thread of their own to wake or to fight over the cores. Where NumPy's BLAS is not
 the OpenBLAS of its wheels, the same table runs on a pool of Python threads, one np.matmul per task
@@ -42,10 +40,10 @@ import numba
 import numpy as np
 from numba import njit, prange
 from numpy.lib.stride_tricks import as_strided
-from threadpoolctl import ThreadpoolController
 
-from . import _blas
-from ._chunks import chunk_bounds, num_chunks, sum_partials
+from .. import runtime
+from . import blas
+from .._chunks import chunk_bounds, num_chunks, sum_partials
 
 
 MIN_ROWS_TO_SPLIT = 16384
@@ -58,9 +56,9 @@ M, N, K, A_AT, B_AT, C_AT = range(6)  # the columns of a task table
 
 
 def num_tasks(count: int) -> int:
-    """num_chunks(count), made even: two threads then take equal shares of the GEMM tasks (5 tasks
-    made one of them run 3: 2888 x 728 -> 728 took 12.9 ms, 8 tasks 11.2 ms). It depends on the
-    shape alone, so the bits do not change with the thread count."""
+    """num_chunks(count), made even: two threads then take equal shares of the GEMM tasks (an odd
+    count makes one of them run one more). It depends on the shape alone, so the bits do not
+    change with the thread count."""
     chunks = num_chunks(count)
     return chunks + chunks % 2 if chunks > 1 else 1
 
@@ -133,8 +131,8 @@ def _tasks(split, chunks, extent, d1, d2, b_step):
 def _run(trans_a, trans_b, a, lda, b, ldb, out, ldc, tasks) -> None:
     """out's task blocks = op(A) @ op(B), one single-threaded GEMM per task table row."""
     flat_a, flat_b, flat_c = a.reshape(-1), b.reshape(-1), out.reshape(-1)
-    if _blas.AVAILABLE and out.dtype in (np.float32, np.float64) and out.size and a.size and b.size:
-        with _blas.single_threaded_blas():
+    if blas.available() and out.dtype in (np.float32, np.float64) and out.size and a.size and b.size:
+        with runtime.single_threaded_blas():
             _gemm_tasks(trans_a, trans_b, flat_a, lda, flat_b, ldb, flat_c, ldc, tasks)
         return
     if not a.size or not b.size:  # an empty contraction: zeros (a GEMM would reject ld = 0)
@@ -150,14 +148,13 @@ def _gemm_tasks(trans_a, trans_b, a, lda, b, ldb, c, ldc, tasks):
     """For every task: C[c_at:] (m, n, ld ldc) = op(A[a_at:]) @ op(B[b_at:]), one GEMM each."""
     size = a.itemsize
     for t in prange(tasks.shape[0]):
-        _blas.gemm(trans_a, trans_b, tasks[t, M], tasks[t, N], tasks[t, K],
+        blas.gemm(trans_a, trans_b, tasks[t, M], tasks[t, N], tasks[t, K],
                    a.ctypes.data + tasks[t, A_AT] * size, lda, b.ctypes.data + tasks[t, B_AT] * size, ldb,
                    0.0, c.ctypes.data + tasks[t, C_AT] * size, ldc, size)
 
 
 # --------------------------------------------------------------------------- the fallback road
 
-_blas_control = ThreadpoolController()
 _pool: ThreadPoolExecutor | None = None  # grown on demand; dropped in a forked child (its threads stay behind)
 _pool_size = 0
 
@@ -185,7 +182,7 @@ def _run_in_pool(trans_a, trans_b, a, lda, b, ldb, c, ldc, tasks) -> None:
 
     count = len(tasks)
     threads = min(numba.get_num_threads(), count)
-    with _blas_control.limit(limits=1, user_api="blas"):
+    with runtime.single_threaded_blas():
         if threads == 1:
             for t in range(count):
                 work(t)

@@ -1,4 +1,4 @@
-"""Regular 2-D convolution, NHWC, without im2col's matrix in memory; conv.py says when it runs.
+"""Regular 2-D convolution, tuned: direct kernels, without im2col's matrix (../dispatch.py says when).
 
 Shapes: x (N, H, W, Cin), w (kh, kw, Cin, Cout) -> y (N, Ho, Wo, Cout); the math is reference/conv.py:
 
@@ -40,15 +40,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._chunks import chunk_bounds, num_chunks, sum_partials
-from ._index import input_index
+from ....shapes import conv_output_hw
+from .._chunks import chunk_bounds, num_chunks, sum_partials
+from .._index import input_index
 
 BLOCK = 128  # pixels per block: the (Cout, BLOCK) and (K, BLOCK) buffers stay in L1/L2 for the stems
 _DOT = {"reassoc"}  # SIMD partial sums in dot products; NaN, Inf and signed zeros keep IEEE rules
 
 
-def conv2d_direct(x, w, out_hw, stride, padding, dilation):
+def conv2d(x, w, stride, padding, dilation):
     """y (N, Ho, Wo, Cout) for x (N, H, W, Cin), w (kh, kw, Cin, Cout); padding (top, bottom, left, right)."""
+    out_hw = conv_output_hw(x.shape[1:3], w.shape[:2], stride, padding, dilation)
+    return _direct(x, w, out_hw, stride, padding, dilation)
+
+
+def _direct(x, w, out_hw, stride, padding, dilation):
     kh, kw, cin, cout = w.shape
     planes = _planes_of(x, w.shape, out_hw, stride, padding, dilation)
     y = np.empty((x.shape[0], *out_hw, cout), dtype=x.dtype)
@@ -56,7 +62,7 @@ def conv2d_direct(x, w, out_hw, stride, padding, dilation):
     return y
 
 
-def conv2d_input_grad_direct(dy, w, x_shape, padding, dilation):
+def conv2d_input_grad(dy, w, x_shape, stride, padding, dilation):
     """dx (x_shape) for dy (N, Ho, Wo, Cout) of a stride-1 conv, as the forward kernel's convolution.
 
     Output pixel (i, j) reads x[i + p*dil_h - pt, j + q*dil_w - pl] through tap (p, q), so
@@ -64,10 +70,10 @@ def conv2d_input_grad_direct(dy, w, x_shape, padding, dilation):
     i = r + pt - p*dil_h: a stride-1 convolution of dy, zero-padded by (kh-1)*dil_h - pt on top and
     (kw-1)*dil_w - pl on the left, with the kernel flipped and transposed, w'[p', q'] =
     w[kh-1-p', kw-1-q']^T. Where (i, j) falls outside dy it adds 0 * w instead of nothing, the
-    same unless w holds Inf or NaN: conv.py takes col2im for such weights.
+    same unless w holds Inf or NaN: the dispatch table keeps such weights on col2im.
     """
     w_flip, pads = flipped(w, padding, dilation)
-    return conv2d_direct(dy, w_flip, x_shape[1:3], (1, 1), pads, dilation)
+    return _direct(dy, w_flip, x_shape[1:3], (1, 1), pads, dilation)
 
 
 def flipped(w, padding, dilation):
@@ -77,8 +83,9 @@ def flipped(w, padding, dilation):
     return w_flip, ((kh - 1) * dilation[0] - padding[0], 0, (kw - 1) * dilation[1] - padding[2], 0)
 
 
-def conv2d_filter_grad_direct(dy, x, w_shape, stride, padding, dilation):
-    """dw (w_shape) for dy (N, Ho, Wo, Cout) and x (N, H, W, Cin)."""
+def conv2d_filter_grad(dy, x, w, stride, padding, dilation):
+    """dw (w's shape) for dy (N, Ho, Wo, Cout) and x (N, H, W, Cin); only w's shape is read."""
+    w_shape = w.shape
     kh, kw, cin, cout = w_shape
     planes = _planes_of(x, w_shape, dy.shape[1:3], stride, padding, dilation)
     blocks = -(-dy.shape[0] * dy.shape[1] * dy.shape[2] // BLOCK)

@@ -10,17 +10,17 @@ from the on-disk cache, so `cache=True` keeps working.
 Pointers travel as integers (`arr.ctypes.data`): on the 64-bit ABIs Numba supports, a pointer and
 an int64 are passed the same way.
 
-    AVAILABLE               whether the symbols were found (False: callers use their NumPy fallback)
+    load()                  find and register them (../runtime.initialise() calls it); idempotent
+    available()             whether they were found (False: callers use their NumPy fallback)
     gemm(...)               C = op(A) @ op(B) + beta * C, row-major, from inside a Numba kernel
-    single_threaded_blas()  a context in which every BLAS call runs on its calling thread only
+    set_threads, get_threads  OpenBLAS's own thread count (../runtime.single_threaded_blas uses them)
 
-When another BLAS is loaded (MKL, Accelerate, a 32-bit-integer OpenBLAS), AVAILABLE is False.
+When another BLAS is loaded (MKL, Accelerate, a 32-bit-integer OpenBLAS), available() is False.
 """
 
 from __future__ import annotations
 
 import ctypes
-from contextlib import contextmanager
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -59,7 +59,33 @@ def gemm(trans_a, trans_b, m, n, k, pa, lda, pb, ldb, beta, pc, ldc, itemsize):
         sgemm(ROW_MAJOR, ta, tb, m, n, k, np.float32(1.0), pa, lda, pb, ldb, np.float32(beta), pc, ldc)
 
 
-def _load():
+_found: tuple | None = None  # (set_num_threads, get_num_threads) of NumPy's OpenBLAS, once loaded
+_loaded = False
+
+
+def load() -> None:
+    """Register NumPy's OpenBLAS GEMMs with LLVM under our symbol names, once (see the docstring)."""
+    global _found, _loaded
+    if not _loaded:
+        _loaded = True
+        _found = _find()
+
+
+def available() -> bool:
+    """Whether the GEMMs are callable from kernels (loads them on first use)."""
+    load()
+    return _found is not None
+
+
+def set_threads(n: int) -> None:
+    _found[0](n)
+
+
+def get_threads() -> int:
+    return _found[1]()
+
+
+def _find():
     """(set_num_threads, get_num_threads) of NumPy's OpenBLAS after registering its GEMMs, or None."""
     for info in threadpool_info():
         if info.get("internal_api") != "openblas" or not info.get("filepath"):
@@ -76,25 +102,3 @@ def _load():
         get_threads.argtypes, get_threads.restype = [], ctypes.c_int
         return set_threads, get_threads
     return None
-
-
-_threads = _load()
-AVAILABLE = _threads is not None
-
-
-@contextmanager
-def single_threaded_blas():
-    """Run the BLAS on one thread inside the block, then restore its thread count.
-
-    Two direct calls into OpenBLAS (about a microsecond), where threadpoolctl's `limit` re-reads every
-    loaded library each time (about 0.3 ms, measured: more than a small GEMM takes).
-    """
-    set_threads, get_threads = _threads
-    before = get_threads()
-    if before != 1:
-        set_threads(1)
-    try:
-        yield
-    finally:
-        if before != 1:
-            set_threads(before)

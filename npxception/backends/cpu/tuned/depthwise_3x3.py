@@ -12,12 +12,10 @@ With stride 1, no dilation and M = 1 (every depthwise layer of Xception) a whole
 flat loop instead (`_flat_rows_3x3`): output (j, c) is element j*C + c of the flattened (W, C) row,
 each tap reads the input row shifted by a multiple of C, and the weights are tiled along the row
 once per call, so the loop is W*C long rather than C. Xception's early layers have 16-64 channels,
-where the per-pixel loops spent more time in setup than in arithmetic; the flat rows halve the
-forward there (measured on 64 x 28 x 28 x 16) and give bitwise the same sums, in the same tap order.
-They run up to FLAT_ROWS_MAX_C = 128 channels: wider rows stream 9 tiled weight vectors per output
-where the pair loop keeps reusing 9 per channel, and the pair loop was faster from 182 channels on
-(forward, batch 8, 2 threads: 74 x 74 x 256 11.2 -> 8.9 ms, 37 x 37 x 728 3.6 -> 2.6 ms,
-10 x 10 x 1536 0.55 -> 0.47 ms; at 147 x 147 x 128 flat rows were faster, 21.9 against 26.3 ms).
+where the per-pixel loops spent more time in setup than in arithmetic; the flat rows are faster
+there and give bitwise the same sums, in the same tap order. They run up to FLAT_ROWS_MAX_C = 128
+channels: wider rows stream 9 tiled weight vectors per output where the pair loop keeps reusing 9
+per channel (the A/B timings: docs/performance.md, "Why each tuned kernel"; benchmarks/bench_ops.py).
 
 Channels are multiplier-major (index m*C + c, see depthwise.py); each function writes its last
 argument, one output row.
@@ -28,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._index import input_index
+from .._index import input_index
 
 FLAT_ROWS_MAX_C = 128  # above it the per-pixel pair loop is faster (module docstring)
 
