@@ -75,7 +75,7 @@ def worker_train(preset: str, batch: int, steps: int, threads: int, bucket_mb: f
     out = {"preset": preset, "batch": batch, "threads": threads, "ranks": 1 if dist is None else dist.size,
            "step_s": statistics.median(times[2:]), "macs_per_image": model.network.macs(config.input_shape)}
     if dist is not None:
-        stats = dist.step_times[2:]
+        stats = list(dist.step_times)[2:]
         out.update(wait_s=statistics.median(s["wait_s"] for s in stats),
                    backward_s=statistics.median(s["backward_s"] for s in stats),
                    buckets=dist.buckets.describe(), blocking_comm_s=_blocking_comm(dist),

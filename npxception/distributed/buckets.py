@@ -122,7 +122,12 @@ class GradientBuckets:
     def _progress(self) -> bool:
         """Advance every pending bucket; True when all are summed."""
         if self.reduction == "ring":
-            return all([b.ring.progress() for b in self._pending])  # a list: every ring moves
+            done = [b.ring.progress() for b in self._pending]  # a list: every ring moves
+            now = time.perf_counter()
+            for b, finished in zip(self._pending, done):
+                if finished and not b.done_at:
+                    b.done_at = now  # when this rank first saw its sum complete
+            return all(done)
         return self.comm.MPI.Request.Testall([b.request for b in self._pending])
 
     def comm_bytes(self) -> int:
@@ -142,7 +147,7 @@ class GradientBuckets:
             bucket.request = self.comm.iallgather(bucket.send, bucket.recv, channel="gradients")
         else:
             bucket.request = self.comm.iallreduce_sum(bucket.send, bucket.recv, channel="gradients")
-        bucket.started_at = time.perf_counter()
+        bucket.started_at, bucket.done_at = time.perf_counter(), 0.0
         self._pending.append(bucket)
 
     # ------------------------------------------------------------------ before the update
@@ -155,6 +160,8 @@ class GradientBuckets:
         start = time.perf_counter()
         self.comm.wait_until(self._progress, "the gradient reduction")
         waited = time.perf_counter() - start
+        for b in self._pending:  # "ordered" and "mpi" are tested all at once: done by now
+            b.done_at = b.done_at or start + waited
         be = self.backend
         for b in self._pending:
             if self.reduction == "ring":
@@ -165,6 +172,8 @@ class GradientBuckets:
                 # A copy: the bucket's buffers are refilled next step while the layers keep these.
                 leaf.grads[name] = be.to_device(total[offset:offset + size].reshape(shape).copy())
         first_start = min(b.started_at for b in self._pending)
+        # Per bucket, in backward order: (started, summed) in perf_counter seconds, for timelines.
+        timeline = [(b.started_at, b.done_at) for b in self._pending]
         self._pending = []
-        self.last = {"wait_s": waited, "comm_window_s": time.perf_counter() - first_start}
+        self.last = {"wait_s": waited, "comm_window_s": time.perf_counter() - first_start, "timeline": timeline}
         return self.last

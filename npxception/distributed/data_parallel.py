@@ -19,6 +19,7 @@ Only rank 0 writes (checkpoint, metrics.jsonl, plots) or shows a progress bar.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import hashlib
@@ -60,7 +61,7 @@ class DataParallel:
         self.rank, self.size, self.is_root = comm.rank, comm.size, comm.is_root
         self.buckets: GradientBuckets | None = None
         self.loss_weight, self.global_rows = 1.0, 0
-        self.step_times: list[dict] = []
+        self.step_times: collections.deque[dict] = collections.deque(maxlen=256)  # the latest steps' timings
         self._dropouts: list = []
 
     def describe(self) -> dict:

@@ -478,6 +478,112 @@ def check_permutation_p_value(permutation_p_value) -> None:
     grade.done()
 
 
+# --------------------------------------------------------------------------- notebook 8
+def check_ring_allreduce(ring_allreduce) -> None:
+    from exercises.ranks import RankError, run_ranks
+
+    name = "ring_allreduce"
+    audit(ring_allreduce, name)
+    rng = np.random.default_rng(81)
+    # The error of the sum against the most a sum of `size` terms may round: (size - 1) * eps * sum |x|.
+    grade = Grade(f"{name} (error in units of (N - 1) * eps * sum|x|)", 1.0)
+    for size, n, dtype in [(1, 5, np.float64), (2, 10, np.float64), (3, 23, np.float32), (4, 4096, np.float32),
+                           (5, 3, np.float64), (8, 1000, np.float64)]:
+        case = f"{size} ranks x {n} {np.dtype(dtype).name}"
+        arrays = [rng.standard_normal(n).astype(dtype) for _ in range(size)]
+        try:
+            results, messages = run_ranks(ring_allreduce, arrays)
+        except RankError as error:
+            grade.fail("the run", case, str(error))
+            continue
+        shapes = {np.shape(r) for r in results}
+        if shapes != {(n,)}:
+            grade.fail("the sums", case, f"shapes {sorted(shapes)}, expected ({n},)")
+            continue
+        if any(np.asarray(r).dtype != dtype for r in results):
+            grade.fail("the sums", case, f"dtype {np.asarray(results[0]).dtype}, expected the data's "
+                                         f"({np.dtype(dtype).name})")
+        different = [r for r in range(1, size) if not np.array_equal(results[r], results[0])]
+        if different:
+            grade.fail("the sums", case, f"rank {different[0]} has other bits than rank 0: every rank must end "
+                                         "with the same sum (each chunk summed once, then passed on)")
+        exact = np.sum([a.astype(np.float64) for a in arrays], axis=0)
+        magnitude = float(np.abs(np.asarray(arrays, np.float64)).sum(axis=0).max())
+        scale = max(size - 1, 1) * np.finfo(dtype).eps * max(magnitude, 1e-300)
+        grade.add("the sums", case, max(float(np.abs(np.asarray(r, np.float64) - exact).max()) for r in results)
+                  / scale)
+        far = [m for m in messages if m.dest not in ((m.source + 1) % size, (m.source - 1) % size)]
+        if far:
+            grade.fail("the messages", case, f"rank {far[0].source} sent to rank {far[0].dest}: a ring talks "
+                                             "to its neighbours only")
+        sent = [sum(m.source == r for m in messages) for r in range(size)]
+        if sent != [2 * (size - 1)] * size:
+            grade.fail("the messages", case, f"the ranks sent {sent} messages, expected 2 * (size - 1) = "
+                                             f"{2 * (size - 1)} each (N - 1 steps of reduce-scatter, "
+                                             "N - 1 of allgather)")
+        chunk = -(-n // size)
+        big = [m for m in messages if m.elements > chunk]
+        if big:
+            grade.fail("the messages", case, f"a message of {big[0].elements} elements; one chunk is at most "
+                                             f"{chunk} (send one chunk per message, not the whole array)")
+        volume = sum(m.elements for m in messages)
+        if not far and not big and volume != 2 * (size - 1) * n:
+            grade.fail("the messages", case, f"{volume} elements sent in all, expected 2 * (N - 1) * n = "
+                                             f"{2 * (size - 1) * n} (each chunk N - 1 times in each phase)")
+    grade.done()
+
+
+def _alpha_beta(algorithm, ranks, nbytes, latency, bandwidth) -> float:
+    steps = ranks - 1
+    if algorithm == "ring":
+        return 2 * steps * latency + 2 * steps / ranks * nbytes / bandwidth
+    return steps * latency + steps * nbytes / bandwidth
+
+
+def check_allreduce_seconds(allreduce_seconds) -> None:
+    name = "allreduce_seconds"
+    audit(allreduce_seconds, name)
+    grade = Grade(f"{name} (relative error)", 1e-12)
+    for algorithm, ranks, nbytes, latency, bandwidth in itertools.product(
+            ("ring", "allgather"), (1, 2, 3, 8, 1024), (0, 4, 25 * 2**20), (0.0, 5e-6, 1e-3), (1e9, 1.25e10)):
+        case = f"{algorithm}, {ranks} ranks, {nbytes} bytes, latency {latency:g} s, bandwidth {bandwidth:g} B/s"
+        expected = _alpha_beta(algorithm, ranks, nbytes, latency, bandwidth)
+        try:
+            mine = float(allreduce_seconds(algorithm, ranks, nbytes, latency, bandwidth))
+        except Exception as error:
+            grade.fail("the seconds", case, f"raised {type(error).__name__}: {error}")
+            continue
+        grade.add(f"the {algorithm} seconds", case, abs(mine - expected) / max(expected, 1e-300)
+                  if expected else abs(mine))
+    grade.done()
+
+
+def check_combine_statistics(combine_statistics) -> None:
+    name = "combine_statistics"
+    audit(combine_statistics, name)
+    rng = np.random.default_rng(82)
+    grade = Grade(f"{name} (relative error)", 1e-10)
+    cases = [("1 rank", [6], 0.0), ("2 ranks, equal counts, one distribution", [8, 8], 0.0),
+             ("3 ranks, unequal counts", [5, 1, 12], 0.0), ("3 ranks, unequal counts and means", [5, 1, 12], 3.0),
+             ("4 ranks, one empty, means far apart", [7, 0, 3, 9], 1e3)]
+    for case, counts, spread in cases:
+        channels = 3
+        rows = [rng.standard_normal((n, channels)) * (1 + r) + spread * r for r, n in enumerate(counts)]
+        # An empty rank's mean and variance are what its sums give (0); any value must weigh nothing.
+        means = np.array([x.mean(axis=0) if len(x) else np.full(channels, 5.0) for x in rows])
+        variances = np.array([x.var(axis=0) if len(x) else np.full(channels, 5.0) for x in rows])
+        union = np.concatenate(rows)
+        try:
+            count, mean, variance = combine_statistics(np.array(counts), means, variances)
+        except Exception as error:
+            grade.fail("the statistics", case, f"raised {type(error).__name__}: {error}")
+            continue
+        grade.add("count", case, abs(float(count) - len(union)))
+        grade.compare("mean", case, mean, union.mean(axis=0), relative=True)
+        grade.compare("variance", case, variance, union.var(axis=0), relative=True)
+    grade.done()
+
+
 # --------------------------------------------------------------------------- notebook 9
 def check_roofline_point(roofline_point) -> None:
     # The counts of benchmarks/roofline.py's rules, written out: 2 flops per multiply-add; the

@@ -387,11 +387,76 @@ WRONG = {
             from npxception.train import SGD
             SGD("numpy", momentum=momentum, weight_decay=weight_decay).step({"w/kernel": (p, g)}, lr)
         """, r"sgd_step: it imports npxception\.train\.SGD"),
+    "nb08 ring passing whole arrays": (
+        "check_ring_allreduce", "ring_allreduce", """
+        def ring_allreduce(data, rank, size, send, recv):
+            # Each rank's whole array travels around the ring: right sum, N - 1 full-size messages.
+            total, passing = data.copy(), data.copy()
+            for _ in range(size - 1):
+                send((rank + 1) % size, passing)
+                passing = recv((rank - 1) % size)
+                total += passing
+            return total
+        """, r"the ranks sent \[2, 2, 2\] messages, expected 2 \* \(size - 1\) = 4 each.*"
+             r"a message of 23 elements; one chunk is at most 8"),
+    "nb08 ring without its allgather": (
+        "check_ring_allreduce", "ring_allreduce", """
+        def ring_allreduce(data, rank, size, send, recv):
+            n, total = len(data), data.copy()
+            bounds = [(c * n // size, (c + 1) * n // size) for c in range(size)]
+            for step in range(size - 1):
+                a, b = bounds[(rank - step) % size]
+                send((rank + 1) % size, total[a:b])
+                a, b = bounds[(rank - step - 1) % size]
+                total[a:b] += recv((rank - 1) % size)
+            return total
+        """, r"the sums for 2 ranks x 10 float64: rank 1 has other bits than rank 0"),
+    "nb08 sum at rank 0": (
+        "check_ring_allreduce", "ring_allreduce", """
+        def ring_allreduce(data, rank, size, send, recv):
+            if rank == 0:
+                total = data.copy()
+                for r in range(1, size):
+                    total += recv(r)
+                for r in range(1, size):
+                    send(r, total)
+                return total
+            send(0, data)
+            return recv(0)
+        """, r"the messages for 4 ranks x 4096 float32: rank 2 sent to rank 0: a ring talks to its neighbours only"),
+    "nb08 ring from npxception.distributed": (
+        "check_combine_statistics", "combine_statistics", """
+        from npxception.distributed.sync_bn import combine_statistics as combined
+
+
+        def combine_statistics(counts, means, variances):
+            return combined(counts, means, variances)
+        """, r"combine_statistics: it uses combined \(from npxception\.distributed\.sync_bn\)"),
+    "nb08 latency term scaled like the bandwidth term": (
+        "check_allreduce_seconds", "allreduce_seconds", """
+        def allreduce_seconds(algorithm, ranks, nbytes, latency, bandwidth):
+            if algorithm == "ring":
+                return 2 * (ranks - 1) / ranks * (latency + nbytes / bandwidth)
+            return (ranks - 1) * (latency + nbytes / bandwidth)
+        """, r"the ring seconds is wrong for ring, 2 ranks, 0 bytes, latency 5e-06 s"),
+    "nb08 mean of the variances": (
+        "check_combine_statistics", "combine_statistics", """
+        def combine_statistics(counts, means, variances):
+            w = np.asarray(counts, dtype=np.float64)[:, None] / np.sum(counts)
+            return np.sum(counts), (w * means).sum(axis=0), (w * variances).sum(axis=0)
+        """, r"variance is wrong for 3 ranks, unequal counts and means"),
+    "nb08 unweighted": (
+        "check_combine_statistics", "combine_statistics", """
+        def combine_statistics(counts, means, variances):
+            mean = means.mean(axis=0)
+            return np.sum(counts), mean, (variances + (means - mean) ** 2).mean(axis=0)
+        """, r"mean is wrong for 3 ranks, unequal counts\b.*variance is wrong for 3 ranks, unequal counts\b"),
 }
 STAR_IMPORTS = {"nb01": ("check_separable_kernel", "separable_kernel"),
                 "nb02": ("check_softmax_cross_entropy_backward", "softmax_cross_entropy_backward"),
                 "nb03": ("check_input_grad_gather", "input_grad_gather"),
                 "nb06": ("check_ema_step", "ema_step"),
+                "nb08": ("check_combine_statistics", "combine_statistics"),
                 "nb09": ("check_channel_sums", "channel_sums")}
 
 
@@ -424,6 +489,8 @@ SOLVED = [("nb01", "check_cost_ratio", "cost_ratio"), ("nb01", "check_depthwise_
           ("nb06", "check_sgd_step", "sgd_step"), ("nb06", "check_ema_step", "ema_step"),
           ("nb06", "check_training_step", "training_step"),
           ("nb07", "check_seed_band", "seed_band"), ("nb07", "check_permutation_p_value", "permutation_p_value"),
+          ("nb08", "check_ring_allreduce", "ring_allreduce"), ("nb08", "check_allreduce_seconds", "allreduce_seconds"),
+          ("nb08", "check_combine_statistics", "combine_statistics"),
           ("nb09", "check_roofline_point", "roofline_point"), ("nb09", "check_bn_relu_rows", "bn_relu_rows"),
           ("nb09", "check_pointwise_chunked", "pointwise_chunked"), ("nb09", "check_channel_sums", "channel_sums")]
 
