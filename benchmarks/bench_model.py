@@ -343,6 +343,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--worker", choices=[*VARIANTS, "ours_layers"], help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--results", default="model_cpu",
+                        help="file name stem in benchmarks/results/ (default model_cpu; one per host keeps each)")
     args = parser.parse_args()
     if args.worker:
         worker(args)
@@ -390,9 +392,9 @@ def main() -> None:
                 "python": platform.python_version(), "load_average": [round(v, 2) for v in os.getloadavg()],
                 "threads": args.threads, "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds,
                 "numba_threading_layer": threading_layer}
-        (RESULTS / "model_cpu.json").write_text(json.dumps(
+        (RESULTS / f"{args.results}.json").write_text(json.dumps(
             {"meta": meta, "rows": rows, "missing": missing, "rounds": per_round, "layers": layer_tables}, indent=1))
-        (RESULTS / "model_cpu.md").write_text(text)
+        (RESULTS / f"{args.results}.md").write_text(text)
 
 
 if __name__ == "__main__":

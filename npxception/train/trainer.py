@@ -251,7 +251,9 @@ class Trainer:
 
     def _end_epoch(self) -> None:
         r = self.running
+        start = time.perf_counter()
         val = self.evaluate()
+        eval_seconds = time.perf_counter() - start
         record = {
             "epoch": self.epoch + 1,
             "train_loss": r["loss_sum"] / r["seen"],
@@ -260,6 +262,7 @@ class Trainer:
             "lr": self.schedule(self.epoch + 1.0),
             "images_per_sec": r["seen"] / max(r["seconds"], 1e-9),
             "train_seconds": r["seconds"],
+            "eval_seconds": eval_seconds,  # with train_seconds: the time to each epoch's accuracy
             "evaluated_with": "ema" if self.ema is not None else "weights",
             "skip_bad_images": self.skip_bad_images,
         }
