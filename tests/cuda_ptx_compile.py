@@ -4,7 +4,7 @@
 
 How it works without a GPU:
 
-* Signatures. Every case of tests/cuda_cases.py runs through the backend with NumPy arrays standing
+* Signatures. Every case of npxception/testing/cases.py runs through the backend with NumPy arrays standing
   in for device arrays and `launch` replaced by a recorder: Numba types a C-contiguous NumPy array
   and a device array alike (`array(float32, 4d, C)`), so the recorded (kernel, argument types) pairs
   are exactly the signatures that a GPU run compiles, and none is written by hand.
@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from numba import cuda, typeof  # noqa: E402
 
 from npxception.backends import cuda as backend  # noqa: E402
-from tests.cuda_cases import CASES, run  # noqa: E402
+from npxception.testing.cases import CASES, run  # noqa: E402
 
 CC = (9, 0)
 MODULES = [m for m in sys.modules.values()

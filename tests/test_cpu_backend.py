@@ -18,7 +18,7 @@ from npxception.backends import cpu, reference
 from npxception.backends.cpu.tuned import blas, conv_direct, gemm
 from npxception.shapes import as_pair, resolve_padding
 from npxception.threads import get_num_threads, max_threads, set_num_threads
-from tests.compare import assert_close
+from npxception.testing.compare import assert_close
 
 DTYPES = [np.float64, np.float32]
 

@@ -18,7 +18,7 @@ import pytest
 from npxception.backends import cpu, fused
 from npxception.backends.cpu import dispatch
 from npxception.shapes import resolve_padding
-from tests.compare import assert_close
+from npxception.testing.compare import assert_close
 
 ROOT = Path(__file__).resolve().parents[1]
 DTYPES = [np.float64, np.float32]

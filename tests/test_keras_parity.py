@@ -11,7 +11,7 @@ import pytest
 
 from npxception import Xception, XceptionConfig
 from npxception.io import keras_to_state_dict, load_keras_weights, read_keras_h5, write_keras_h5
-from tests.compare import assert_close
+from npxception.testing.compare import assert_close
 from tests.conftest import record_error
 
 os.environ.setdefault("KERAS_BACKEND", "torch")

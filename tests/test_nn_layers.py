@@ -10,7 +10,7 @@ from npxception import nn, ops
 from npxception.nn.check import gradcheck_layer
 from npxception.nn.initializers import glorot_fans, glorot_uniform
 from npxception.testing import complete_backends
-from tests.compare import assert_close
+from npxception.testing.compare import assert_close
 from tests.conftest import record_error
 
 BACKENDS = complete_backends()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from npxception import ops
 from tests import torch_ops
-from tests.compare import assert_close
+from npxception.testing.compare import assert_close
 from tests.conftest import record_error
 
 

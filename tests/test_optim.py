@@ -9,7 +9,7 @@ import pytest
 
 from npxception.backends import get_backend
 from npxception.train import EMA, SGD, Adam, RMSprop, Schedule, clip_by_global_norm, make_optimizer
-from tests.compare import assert_close
+from npxception.testing.compare import assert_close
 
 
 BACKENDS = ["numpy", "cpu"]

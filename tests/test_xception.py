@@ -11,7 +11,7 @@ import pytest
 from npxception import Xception, XceptionConfig, nn, preprocess_input
 from npxception.io import load_npz, save_npz
 from npxception.testing import complete_backends
-from tests.compare import RTOL, rel_error
+from npxception.testing.compare import RTOL, rel_error
 from tests.conftest import record_error
 
 BACKENDS = complete_backends()

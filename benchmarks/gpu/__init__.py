@@ -1,7 +1,7 @@
 """The pieces of `benchmarks/gpu_check.py`, one stage per module; nothing runs at import.
 
 - context.py: `Run` (options, budget, results, guarded stages) and `guarded` for one row;
-- cases.py: Xception's layer shapes as `tests.cuda_cases.Case`s;
+- cases.py: Xception's layer shapes as `npxception.testing.cases.Case`s;
 - device.py: versions and the device ("device");
 - correctness.py: every op against the NumPy reference ("ops");
 - train_step.py, copies.py: a training step against PyTorch and timm, copies per step ("train_step");

@@ -1,4 +1,4 @@
-"""Xception's layers at 299x299 as cases of the test suite's catalogue (`tests.cuda_cases.Case`).
+"""Xception's layers at 299x299 as cases of the test suite's catalogue (`npxception.testing.cases.Case`).
 
 One case per distinct layer shape of the paper network and per backend function, in the contract's
 resolved form, so the correctness check (against the NumPy reference) and the timings (against
@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from tests.cuda_cases import Case, conv_args, pool_args
+from npxception.testing.cases import Case, conv_args, pool_args
 
 # (H = W, Cin, Cout, kernel, stride, padding): block1_conv1, block1_conv2, the four 1x1 shortcuts.
 CONVS = [(299, 3, 32, 3, 2, "valid"), (149, 32, 64, 3, 1, "valid"), (147, 64, 128, 1, 2, "same"),

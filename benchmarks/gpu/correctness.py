@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from tests.compare import RTOL, assert_close
-from tests.cuda_cases import Case, run as run_case
+from npxception.testing.compare import RTOL, assert_close
+from npxception.testing.cases import Case, run as run_case
 
 from .cases import selected_cases
 from .context import guarded

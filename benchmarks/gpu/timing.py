@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from npxception.shapes import conv_output_hw
-from tests.cuda_cases import case_args
+from npxception.testing.cases import case_args
 
 from .cases import selected_cases
 from .context import guarded

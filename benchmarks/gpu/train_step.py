@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from tests.compare import rel_error
+from npxception.testing.compare import rel_error
 
 from .context import guarded
 from .copies import CopyCounter

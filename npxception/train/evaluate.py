@@ -21,7 +21,7 @@ def evaluate(model, data: Dataset, batch_size: int = 100, label_smoothing: float
     predicted, seen = [], []
     for x, labels in make_loader(data, batch_size, dtype=_model_dtype(model)).epoch(0):
         logits = model.forward(be.to_device(x), False)
-        check_labels(labels, int(logits.shape[-1]), len(x), "evaluation labels")
+        check_labels(labels, int(logits.shape[1]), len(x), "evaluation labels")
         loss = be.softmax_cross_entropy(logits, be.to_device(labels), label_smoothing)
         loss_sum += float(be.to_numpy(loss)) * len(labels)
         scores = be.to_numpy(logits)

@@ -223,7 +223,7 @@ class Trainer:
         logits = model.forward(be.to_device(x), True)
         # The loss kernels index the logits by label: a label the model has no class for would
         # read and write outside them. Checked here, on the host, before any kernel sees it.
-        check_labels(labels, int(logits.shape[-1]), len(x), "training labels")
+        check_labels(labels, int(logits.shape[1]), len(x), "training labels")
         loss = float(be.to_numpy(be.softmax_cross_entropy(logits, labels_dev, cfg.label_smoothing)))
         correct = topk_correct(be.to_numpy(logits), labels, 1)
         if dist is not None:  # the global batch's mean loss and correct count, on every rank

@@ -16,8 +16,8 @@ import pytest
 from npxception import ops
 from npxception.backends import cuda, reference
 from npxception.backends.cuda import gemm
-from tests.compare import assert_close
-from tests.cuda_cases import CASES, run
+from npxception.testing.compare import assert_close
+from npxception.testing.cases import CASES, run
 
 assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 
