@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 from pathlib import Path
@@ -28,16 +27,6 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 TARGETS = (0.80, 0.85, 0.90, 0.92, 0.93)
 AIRBENCH94_FLOPS = 0.36e15  # Jordan 2024: airbench94's whole run to 94%
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv=None) -> None:
@@ -57,6 +46,7 @@ def main(argv=None) -> None:
 
     from npxception import XceptionConfig
     from npxception.models.xception import Xception
+    from npxception.testing.isolated import cpu_name
     from npxception.train.checkpoint import load_checkpoint
 
     epochs = [json.loads(line) for line in (args.run / "metrics.jsonl").read_text().splitlines() if line.strip()]
